@@ -1,0 +1,341 @@
+//! Configuration: command-line flags, environment (and `.env`), an optional
+//! TOML file, and defaults, in that order of precedence. Every knob is
+//! documented here with its default; `wasmbot.example.toml` shows them all.
+//!
+//! Per-plugin settings come from `[plugins.<name>]` in the file and from
+//! `WASMBOT_<NAME>_<KEY>` variables (the plugin name upper-cased with `-`
+//! as `_`; the key lower-cased), the variable winning.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The seed's answer when no behaviour matched.
+pub const DEFAULT_APOLOGY: &str = "Apologies, I do not understand what you really asked.";
+
+/// Flags of `wasmbot serve` (also accepted without the subcommand).
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:5000]
+    #[arg(long, env = "WASMBOT_ADDR")]
+    pub addr: Option<SocketAddr>,
+    /// Folder of plugin components (*.wasm) [default: plugins]
+    #[arg(long, env = "WASMBOT_PLUGINS")]
+    pub plugins: Option<PathBuf>,
+    /// TOML configuration file (see wasmbot.example.toml)
+    #[arg(long, env = "WASMBOT_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// The public base URL Twilio calls (e.g. your tunnel's https URL); used
+    /// to check request signatures behind a proxy
+    #[arg(long, env = "WASMBOT_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// Time each plugin gets per message, in milliseconds [default: 5000]
+    #[arg(long, env = "WASMBOT_PLUGIN_TIMEOUT_MS")]
+    pub plugin_timeout_ms: Option<u64>,
+    /// Time limit of a plugin's outbound HTTP request, in milliseconds [default: 3000]
+    #[arg(long, env = "WASMBOT_HTTP_TIMEOUT_MS")]
+    pub http_timeout_ms: Option<u64>,
+}
+
+/// The optional TOML file. Unknown keys are errors, so typos show.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub addr: Option<SocketAddr>,
+    pub plugins_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub twilio_auth_token: Option<String>,
+    pub apology: Option<String>,
+    pub plugin_timeout_ms: Option<u64>,
+    pub http_timeout_ms: Option<u64>,
+    pub http_max_body: Option<usize>,
+    pub max_request_body: Option<usize>,
+    pub plugin_memory_mb: Option<usize>,
+    #[serde(default)]
+    pub plugins: BTreeMap<String, BTreeMap<String, toml::Value>>,
+}
+
+/// A secret that never shows in logs or `Debug` output.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// The server's configuration, resolved.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where to listen. Default `127.0.0.1:5000`, the seed's address.
+    pub addr: SocketAddr,
+    /// The plugins folder. Default `plugins` (where `cargo build` puts the
+    /// bundled plugins).
+    pub plugins_dir: PathBuf,
+    /// Public base URL for signature checks (`WASMBOT_PUBLIC_URL`). Unset:
+    /// the URL is rebuilt from the request's `Host` header.
+    pub public_url: Option<String>,
+    /// Twilio Auth Token (`TWILIO_AUTH_TOKEN`). Set: every `POST /bot` must
+    /// be signed. Unset: unsigned requests are accepted (with a warning).
+    pub auth_token: Option<Secret>,
+    /// Sent when no plugin answered.
+    pub apology: String,
+    /// Time each plugin gets per message. Default 5 s: with the 3 s HTTP
+    /// limit inside it, a reply is out well within Twilio's 15 s.
+    pub plugin_timeout: Duration,
+    /// Time limit of one outbound HTTP exchange. Default 3 s.
+    pub http_timeout: Duration,
+    /// Largest response body a plugin may fetch. Default 1 MiB.
+    pub http_max_body: usize,
+    /// Largest webhook body accepted. Default 64 KiB: Twilio's are ~1 KiB
+    /// (a 1600-character body plus metadata).
+    pub max_request_body: usize,
+    /// Linear memory per plugin instance. Default 64 MiB.
+    pub plugin_memory: usize,
+    /// `[plugins.<name>]` tables of the file.
+    pub file_plugins: BTreeMap<String, BTreeMap<String, String>>,
+    /// Every `WASMBOT_*` variable of the environment, for per-plugin lookup.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            plugins_dir: PathBuf::from("plugins"),
+            public_url: None,
+            auth_token: None,
+            apology: DEFAULT_APOLOGY.to_owned(),
+            plugin_timeout: Duration::from_secs(5),
+            http_timeout: Duration::from_secs(3),
+            http_max_body: 1 << 20,
+            max_request_body: 64 << 10,
+            plugin_memory: 64 << 20,
+            file_plugins: BTreeMap::new(),
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// Names of the global `WASMBOT_*` variables; never read as plugin settings.
+const GLOBAL_ENV: &[&str] = &[
+    "WASMBOT_ADDR",
+    "WASMBOT_PLUGINS",
+    "WASMBOT_CONFIG",
+    "WASMBOT_PUBLIC_URL",
+    "WASMBOT_APOLOGY",
+    "WASMBOT_PLUGIN_TIMEOUT_MS",
+    "WASMBOT_HTTP_TIMEOUT_MS",
+    "WASMBOT_LOG",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("invalid config file {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Resolves flags (which clap already merged with their variables), the
+    /// rest of the environment `env`, and the file named by `--config`.
+    pub fn resolve(
+        args: &ServeArgs,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let env: BTreeMap<String, String> = env.into_iter().collect();
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let d = Config::default();
+        let ms = Duration::from_millis;
+        let public_url = args.public_url.clone().or(file.public_url);
+        if let Some(url) = &public_url {
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => {}
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "public URL {url:?} is not an absolute http(s) URL"
+                    )));
+                }
+            }
+        }
+        let config = Config {
+            addr: args.addr.or(file.addr).unwrap_or(d.addr),
+            plugins_dir: args
+                .plugins
+                .clone()
+                .or(file.plugins_dir)
+                .unwrap_or(d.plugins_dir),
+            public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            auth_token: env
+                .get("TWILIO_AUTH_TOKEN")
+                .cloned()
+                .or(file.twilio_auth_token)
+                .filter(|t| !t.is_empty())
+                .map(Secret),
+            apology: env
+                .get("WASMBOT_APOLOGY")
+                .cloned()
+                .or(file.apology)
+                .unwrap_or(d.apology),
+            plugin_timeout: args
+                .plugin_timeout_ms
+                .or(file.plugin_timeout_ms)
+                .map_or(d.plugin_timeout, ms),
+            http_timeout: args
+                .http_timeout_ms
+                .or(file.http_timeout_ms)
+                .map_or(d.http_timeout, ms),
+            http_max_body: file.http_max_body.unwrap_or(d.http_max_body),
+            max_request_body: file.max_request_body.unwrap_or(d.max_request_body),
+            plugin_memory: file.plugin_memory_mb.map_or(d.plugin_memory, |mb| mb << 20),
+            file_plugins: file
+                .plugins
+                .into_iter()
+                .map(|(name, table)| {
+                    let table = table
+                        .into_iter()
+                        .map(|(k, v)| {
+                            let v = match v {
+                                toml::Value::String(s) => s,
+                                other => other.to_string(),
+                            };
+                            (k.to_ascii_lowercase(), v)
+                        })
+                        .collect();
+                    (name, table)
+                })
+                .collect(),
+            env: env
+                .into_iter()
+                .filter(|(k, _)| k.starts_with("WASMBOT_") && !GLOBAL_ENV.contains(&k.as_str()))
+                .collect(),
+        };
+        if config.plugin_timeout.is_zero() || config.http_timeout.is_zero() {
+            return Err(ConfigError::Invalid(
+                "time limits must be above zero".into(),
+            ));
+        }
+        Ok(config)
+    }
+
+    /// The operator's settings for plugin `name`: the file's table, then
+    /// `WASMBOT_<NAME>_<KEY>` variables.
+    pub fn plugin_settings(&self, name: &str) -> BTreeMap<String, String> {
+        let mut settings = self.file_plugins.get(name).cloned().unwrap_or_default();
+        let prefix = format!("WASMBOT_{}_", name.to_ascii_uppercase().replace('-', "_"));
+        for (var, value) in &self.env {
+            if let Some(key) = var.strip_prefix(&prefix).filter(|k| !k.is_empty()) {
+                settings.insert(key.to_ascii_lowercase(), value.clone());
+            }
+        }
+        settings
+    }
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults() {
+        let c = Config::resolve(&ServeArgs::default(), env(&[])).unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:5000");
+        assert_eq!(c.plugins_dir, PathBuf::from("plugins"));
+        assert_eq!(c.apology, DEFAULT_APOLOGY);
+        assert_eq!(c.auth_token, None);
+        assert!(c.plugin_settings("quote").is_empty());
+    }
+
+    #[test]
+    fn plugin_settings_from_env() {
+        let c = Config::resolve(
+            &ServeArgs::default(),
+            env(&[
+                ("WASMBOT_QUOTE_URL", "http://127.0.0.1:9/random"),
+                ("WASMBOT_QUOTE_ALLOWED_HOSTS", "a.example"),
+                ("WASMBOT_MY_BOT_API_KEY", "k"),
+                ("WASMBOT_ADDR", "0.0.0.0:1"),
+                ("OTHER", "x"),
+            ]),
+        )
+        .unwrap();
+        let quote = c.plugin_settings("quote");
+        assert_eq!(quote.get("url").unwrap(), "http://127.0.0.1:9/random");
+        assert_eq!(quote.get("allowed_hosts").unwrap(), "a.example");
+        assert_eq!(c.plugin_settings("my-bot").get("api_key").unwrap(), "k");
+        assert!(c.plugin_settings("cat").is_empty());
+    }
+
+    #[test]
+    fn file_then_env_then_flags() {
+        let dir = std::env::temp_dir().join(format!("wasmbot-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("wasmbot.toml");
+        std::fs::write(
+            &path,
+            r#"
+                addr = "127.0.0.1:7000"
+                plugins_dir = "/srv/plugins"
+                apology = "Sorry!"
+                plugin_timeout_ms = 1500
+                [plugins.quote]
+                url = "https://file.example/random"
+                retries = 3
+            "#,
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(path.clone()),
+            addr: Some("127.0.0.1:7001".parse().unwrap()),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(
+            &args,
+            env(&[("WASMBOT_QUOTE_URL", "https://env.example/r")]),
+        )
+        .unwrap();
+        assert_eq!(c.addr.to_string(), "127.0.0.1:7001");
+        assert_eq!(c.plugins_dir, PathBuf::from("/srv/plugins"));
+        assert_eq!(c.apology, "Sorry!");
+        assert_eq!(c.plugin_timeout, Duration::from_millis(1500));
+        let quote = c.plugin_settings("quote");
+        assert_eq!(quote.get("url").unwrap(), "https://env.example/r");
+        assert_eq!(quote.get("retries").unwrap(), "3");
+
+        std::fs::write(&path, "adress = \"typo\"").unwrap();
+        let err = Config::resolve(&args, env(&[])).unwrap_err().to_string();
+        assert!(err.contains("adress"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn rejects_a_bad_public_url() {
+        let args = ServeArgs {
+            public_url: Some("tunnel.example".into()),
+            ..ServeArgs::default()
+        };
+        assert!(Config::resolve(&args, env(&[])).is_err());
+    }
+}

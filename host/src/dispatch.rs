@@ -1,0 +1,99 @@
+//! Dispatch: hands one message to every loaded plugin at once, each in its
+//! own task with the same deadline, collects the answers in plugin order
+//! and merges them. A plugin that fails, traps or runs out of time is
+//! logged with its name and left out; the others still answer.
+
+use crate::merge;
+use crate::message::{Inbound, Outgoing, Reply};
+use crate::registry::Registry;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// What happened to one message.
+#[derive(Debug)]
+pub struct Answer {
+    pub messages: Vec<Outgoing>,
+    /// Plugins that answered, in merge order.
+    pub answered: Vec<String>,
+    /// Plugins that failed, with the reason.
+    pub failed: Vec<(String, String)>,
+}
+
+pub struct Dispatcher {
+    registry: Arc<Registry>,
+    /// Time every plugin gets for one message, HTTP calls included.
+    pub plugin_timeout: Duration,
+    /// Sent when no plugin answered.
+    pub apology: String,
+    pub limits: merge::Limits,
+}
+
+impl Dispatcher {
+    pub fn new(registry: Arc<Registry>, plugin_timeout: Duration, apology: String) -> Self {
+        Dispatcher {
+            registry,
+            plugin_timeout,
+            apology,
+            limits: merge::Limits::default(),
+        }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub async fn dispatch(&self, msg: Inbound) -> Answer {
+        let snapshot = self.registry.snapshot();
+        let msg = Arc::new(msg);
+        let deadline = Instant::now() + self.plugin_timeout;
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for (index, loaded) in snapshot.plugins.iter().enumerate() {
+            let (loaded, msg) = (loaded.clone(), msg.clone());
+            tasks.spawn(async move { (index, loaded.plugin.handle(&msg, deadline).await) });
+        }
+        let mut results: Vec<Option<Result<Option<Reply>, String>>> =
+            vec![None; snapshot.plugins.len()];
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok((index, result)) => results[index] = Some(result.map_err(|e| e.to_string())),
+                // A panic in host code for one plugin: its slot stays empty.
+                Err(e) => tracing::error!("plugin task failed: {e}"),
+            }
+        }
+
+        let mut answered = Vec::new();
+        let mut failed = Vec::new();
+        let mut replies = Vec::new();
+        for (loaded, result) in snapshot.plugins.iter().zip(results) {
+            let info = loaded.plugin.info();
+            match result {
+                Some(Ok(Some(reply))) => {
+                    answered.push(info.name.clone());
+                    replies.push((info.name.as_str(), reply));
+                }
+                Some(Ok(None)) => {}
+                Some(Err(error)) => {
+                    tracing::warn!(
+                        plugin = info.name,
+                        version = info.version,
+                        file = loaded.file,
+                        "plugin left out: {error}"
+                    );
+                    failed.push((info.name.clone(), error));
+                }
+                None => failed.push((info.name.clone(), "host task failed".into())),
+            }
+        }
+        let messages = merge::merge(
+            replies.iter().map(|(name, reply)| (*name, reply)),
+            &self.apology,
+            &self.limits,
+        );
+        Answer {
+            messages,
+            answered,
+            failed,
+        }
+    }
+}

@@ -1,0 +1,115 @@
+//! wasmbot: a Twilio (WhatsApp and SMS) bot server whose behaviours are
+//! WebAssembly components. See `ARCHITECTURE.md` for the map.
+//!
+//! The request path, one module per stage:
+//! [`webhook`] → [`dispatch`] → [`runtime`] → [`merge`] → [`twiml`],
+//! with [`registry`] (loaded plugins), [`outbound`] (plugins' HTTP),
+//! [`signature`] and [`config`] beside it.
+
+pub mod config;
+pub mod dispatch;
+pub mod merge;
+pub mod message;
+pub mod outbound;
+pub mod registry;
+pub mod runtime;
+pub mod signature;
+pub mod twiml;
+pub mod webhook;
+
+use anyhow::Context as _;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A server built from a [`config::Config`]: the router plus the registry
+/// behind it, for tests and embedders.
+pub struct Server {
+    pub state: Arc<webhook::AppState>,
+    pub registry: Arc<registry::Registry>,
+    max_body: usize,
+}
+
+impl Server {
+    /// Builds the runtime and an empty registry; plugins load on [`Server::run`]
+    /// (or call [`registry::Registry::scan`] yourself).
+    pub fn new(config: &config::Config) -> anyhow::Result<Self> {
+        let runtime = runtime::Runtime::new(runtime::Limits {
+            memory: config.plugin_memory,
+            http: outbound::Limits {
+                timeout: config.http_timeout,
+                max_body: config.http_max_body,
+                ..outbound::Limits::default()
+            },
+            ..runtime::Limits::default()
+        })
+        .context("starting the WebAssembly runtime")?;
+        let settings_config = config.clone();
+        let registry = Arc::new(registry::Registry::new(
+            Arc::new(runtime),
+            config.plugins_dir.clone(),
+            Arc::new(move |name: &str| settings_config.plugin_settings(name)),
+        ));
+        let dispatcher = dispatch::Dispatcher::new(
+            registry.clone(),
+            config.plugin_timeout,
+            config.apology.clone(),
+        );
+        let auth = config.auth_token.clone().map(|token| webhook::Auth {
+            token,
+            public_url: config.public_url.clone(),
+        });
+        if auth.is_none() {
+            tracing::warn!(
+                "TWILIO_AUTH_TOKEN is not set: requests are NOT authenticated; anyone who \
+                 knows the URL can talk to the bot"
+            );
+        }
+        Ok(Server {
+            state: Arc::new(webhook::AppState { dispatcher, auth }),
+            registry,
+            max_body: config.max_request_body,
+        })
+    }
+
+    pub fn router(&self) -> axum::Router {
+        webhook::router(self.state.clone(), self.max_body)
+    }
+
+    /// Loads the plugins and serves on `listener` until `shutdown`
+    /// resolves; messages in flight then finish before this returns.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let registry = self.registry.clone();
+        tokio::spawn(async move { registry.scan().await });
+        axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Resolves on SIGINT (Ctrl-C) or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutting down; finishing messages in flight");
+}

@@ -1,0 +1,123 @@
+//! TwiML for messaging: renders the merged messages as the XML document
+//! Twilio expects. Pure: no I/O.
+//!
+//! Text is always escaped, and characters XML 1.0 forbids (most control
+//! characters) are removed, so the document is well-formed whatever the
+//! plugins returned (Twilio fails a malformed reply with error 12100).
+
+use crate::message::Outgoing;
+use quick_xml::Writer;
+use quick_xml::events::{BytesDecl, BytesText, Event};
+
+/// The `Content-Type` of a TwiML response.
+pub const CONTENT_TYPE: &str = "application/xml";
+
+/// Renders `messages` as a `<Response>`; no messages gives `<Response/>`,
+/// which tells Twilio not to reply.
+pub fn render(messages: &[Outgoing]) -> String {
+    let mut w = Writer::new(Vec::with_capacity(256));
+    // Writing into a Vec cannot fail.
+    let ok = |r: std::io::Result<()>| r.expect("writing to memory");
+    ok(w.write_event(Event::Decl(BytesDecl::new("1.0", Some("UTF-8"), None))));
+    if messages.is_empty() {
+        ok(w.create_element("Response").write_empty().map(drop));
+    } else {
+        ok(w.create_element("Response")
+            .write_inner_content(|w| {
+                for m in messages {
+                    w.create_element("Message").write_inner_content(|w| {
+                        if let Some(body) = &m.body {
+                            text_element(w, "Body", body)?;
+                        }
+                        if let Some(url) = &m.media {
+                            text_element(w, "Media", url)?;
+                        }
+                        Ok(())
+                    })?;
+                }
+                Ok(())
+            })
+            .map(drop));
+    }
+    String::from_utf8(w.into_inner()).expect("quick-xml writes UTF-8 from UTF-8 input")
+}
+
+fn text_element(w: &mut Writer<Vec<u8>>, name: &str, text: &str) -> std::io::Result<()> {
+    let clean = xml_chars(text);
+    w.create_element(name)
+        .write_text_content(BytesText::new(&clean))
+        .map(drop)
+}
+
+/// `text` without the characters XML 1.0 does not allow.
+fn xml_chars(text: &str) -> std::borrow::Cow<'_, str> {
+    let allowed = |c: char| {
+        matches!(c, '\t' | '\n' | '\r') || (c >= ' ' && c != '\u{FFFE}' && c != '\u{FFFF}')
+    };
+    if text.chars().all(allowed) {
+        text.into()
+    } else {
+        text.chars()
+            .filter(|&c| allowed(c))
+            .collect::<String>()
+            .into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DECL: &str = r#"<?xml version="1.0" encoding="UTF-8"?>"#;
+
+    fn msg(body: Option<&str>, media: Option<&str>) -> Outgoing {
+        Outgoing {
+            body: body.map(Into::into),
+            media: media.map(Into::into),
+        }
+    }
+
+    #[test]
+    fn documents() {
+        let cases = [
+            (vec![], "<Response/>"),
+            (
+                vec![msg(Some("hi"), None)],
+                "<Response><Message><Body>hi</Body></Message></Response>",
+            ),
+            (
+                vec![msg(Some("Q - A"), Some("https://cataas.com/cat"))],
+                "<Response><Message><Body>Q - A</Body><Media>https://cataas.com/cat</Media></Message></Response>",
+            ),
+            (
+                vec![
+                    msg(None, Some("https://x/1")),
+                    msg(None, Some("https://x/2")),
+                ],
+                "<Response><Message><Media>https://x/1</Media></Message><Message><Media>https://x/2</Media></Message></Response>",
+            ),
+            (
+                vec![msg(
+                    Some(r#"Tom & "Jerry" <3 'x'"#),
+                    Some("https://x/?a=1&b=2"),
+                )],
+                "<Response><Message><Body>Tom &amp; &quot;Jerry&quot; &lt;3 &apos;x&apos;</Body><Media>https://x/?a=1&amp;b=2</Media></Message></Response>",
+            ),
+            (
+                vec![msg(Some("bell\u{7}nul\u{0}\nline\ttab\u{FFFF}é🐈"), None)],
+                "<Response><Message><Body>bellnul\nline\ttabé🐈</Body></Message></Response>",
+            ),
+            (
+                vec![msg(Some("]]> <!-- <![CDATA[x]]>"), None)],
+                "<Response><Message><Body>]]&gt; &lt;!-- &lt;![CDATA[x]]&gt;</Body></Message></Response>",
+            ),
+        ];
+        for (messages, expected) in cases {
+            assert_eq!(
+                render(&messages),
+                format!("{DECL}{expected}"),
+                "{messages:?}"
+            );
+        }
+    }
+}

@@ -1,0 +1,166 @@
+//! The real `wasmbot` binary, as a user runs it: configured by flags and a
+//! `.env` file, serving the bundled plugins that `cargo build` installed in
+//! `plugins/`, stopped by SIGTERM.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn plugins_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins")
+}
+
+/// A quote API stub on a thread of its own: `GET /random`.
+fn stub() -> SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async move {
+            listener.set_nonblocking(true).unwrap();
+            let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+            let app = axum::Router::new().route(
+                "/random",
+                axum::routing::get(|| async {
+                    (
+                        [("content-type", "application/json")],
+                        r#"{"content":"From the binary's stub.","author":"Stub"}"#,
+                    )
+                }),
+            );
+            axum::serve(listener, app).await.unwrap();
+        });
+    });
+    addr
+}
+
+struct Running {
+    child: Child,
+    addr: SocketAddr,
+    log: mpsc::Receiver<String>,
+}
+
+/// Starts the binary in `cwd` and waits for its "listening on" line.
+fn start(cwd: &std::path::Path, args: &[&str]) -> Running {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .env("WASMBOT_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, log) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    while let Ok(line) = log.recv_timeout(Duration::from_secs(60)) {
+        if let Some(rest) = line.split("listening on http://").nth(1) {
+            let addr = rest.split('/').next().unwrap().parse().unwrap();
+            return Running { child, addr, log };
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    panic!("the server never said where it listens");
+}
+
+impl Drop for Running {
+    /// A failed test never leaves a server behind.
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn post(addr: SocketAddr, body: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("http://{addr}/bot"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!(
+                "Body={body}&MessageSid=SM1&From=whatsapp%3A%2B14155550100"
+            ))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    })
+}
+
+#[test]
+fn serves_quote_and_cat_configured_by_dotenv_and_stops_on_sigterm() {
+    let stub = stub();
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(
+        cwd.path().join(".env"),
+        format!("WASMBOT_QUOTE_URL=http://{stub}/random\n"),
+    )
+    .unwrap();
+    let plugins = plugins_dir();
+    let mut bot = start(
+        cwd.path(),
+        &[
+            "serve",
+            "--addr",
+            "127.0.0.1:0",
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ],
+    );
+
+    let xml = post(bot.addr, "quote+and+a+cat");
+    assert_eq!(
+        xml,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>\
+         <Body>From the binary&apos;s stub. - Stub</Body>\
+         <Media>https://cataas.com/cat</Media></Message></Response>"
+    );
+
+    let status = Command::new("kill")
+        .args(["-TERM", &bot.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = bot.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let log: Vec<String> = bot.log.try_iter().collect();
+    assert!(log.iter().any(|l| l.contains("shutting down")), "{log:#?}");
+}
+
+#[test]
+fn a_bad_config_file_is_a_clear_error() {
+    let cwd = tempfile::tempdir().unwrap();
+    std::fs::write(cwd.path().join("bot.toml"), "adress = \"127.0.0.1:1\"\n").unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(["--config", "bot.toml"])
+        .current_dir(cwd.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bot.toml") && stderr.contains("adress"),
+        "{stderr}"
+    );
+}

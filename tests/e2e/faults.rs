@@ -1,0 +1,136 @@
+//! Misbehaving plugins next to quote and cat: a trap, an endless loop, a
+//! plugin built for another contract version, garbage files.
+
+use crate::fixture::*;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_and_a_looping_plugin_leave_the_others_answering() {
+    let stub = Stub::start().await;
+    let url = stub.url("/random");
+    let bot = Bot::start(
+        &[
+            ("quote.wasm", QUOTE),
+            ("cat.wasm", CAT),
+            ("trap.wasm", TRAP),
+            ("spin.wasm", SPIN),
+        ],
+        |c| {
+            c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+            c.plugin_timeout = Duration::from_millis(1000);
+        },
+    )
+    .await;
+    let names: Vec<String> = bot.plugins().await["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(names, ["spin", "trap", "quote", "cat"]);
+
+    for _ in 0..3 {
+        let started = Instant::now();
+        let reply = bot.message("quote and a cat").await;
+        let took = started.elapsed();
+        assert_eq!(reply.twiml(), twiml(&[(Some(STUB_QUOTE), Some(CAT_URL))]));
+        // The loop is cut at its 1 s deadline, not later.
+        assert!(took >= Duration::from_millis(900), "{took:?}");
+        assert!(took < Duration::from_millis(3000), "{took:?}");
+    }
+    // A plugin's own error is left out the same way.
+    let reply = bot.message("a cat, politely").await;
+    assert_eq!(reply.twiml(), twiml(&[(None, Some(CAT_URL))]));
+
+    // Dispatch tells each failure precisely.
+    let msg = wasmbot::message::Inbound::from_params(whatsapp_form("cat"));
+    let answer = bot.state.dispatcher.dispatch(msg).await;
+    assert_eq!(answer.answered, ["cat"]);
+    let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
+    assert!(failed["spin"].starts_with("ran past its"), "{failed:?}");
+    let trap = &failed["trap"];
+    assert!(
+        trap.starts_with("trapped: wasm trap: wasm `unreachable`"),
+        "{trap}"
+    );
+    assert!(trap.contains("trap fixture: boom on \"cat\""), "{trap}");
+    let msg = wasmbot::message::Inbound::from_params(whatsapp_form("cat, politely"));
+    let answer = bot.state.dispatcher.dispatch(msg).await;
+    let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
+    assert_eq!(failed["trap"], "returned an error: refused politely");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_are_not_plugins_are_reported_and_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.bin");
+    std::fs::write(&garbage, b"\0asm but not really").unwrap();
+    let empty = dir.path().join("empty.bin");
+    std::fs::write(&empty, b"").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let empty = empty.to_str().unwrap();
+    let bot = Bot::start(
+        &[
+            ("cat.wasm", CAT),
+            ("v2.wasm", V2),
+            ("garbage.wasm", garbage),
+            ("empty.wasm", empty),
+            // Not *.wasm, or hidden: ignored.
+            ("notes.txt", garbage),
+            (".cat.wasm.tmp", CAT),
+            (".hidden.wasm", garbage),
+        ],
+        |_| {},
+    )
+    .await;
+    let listing = bot.plugins().await;
+    let loaded: Vec<_> = listing["plugins"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(loaded, ["cat.wasm"]);
+    let errors = listing["errors"].as_array().unwrap();
+    let files: Vec<_> = errors.iter().map(|e| e["file"].as_str().unwrap()).collect();
+    assert_eq!(files, ["empty.wasm", "garbage.wasm", "v2.wasm"]);
+    let v2 = errors[2]["error"].as_str().unwrap();
+    assert!(v2.contains("v2.wasm"), "{v2}");
+    assert!(v2.contains("wasmbot:plugin@2.0.0"), "{v2}");
+    assert!(v2.contains("wasmbot:plugin@0.1.0"), "{v2}");
+    assert!(
+        errors[1]["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component"),
+        "{errors:?}"
+    );
+    // The good plugin serves regardless.
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_plugins_folder_serves_the_apology() {
+    let bot = Bot::start(&[], |c| {
+        c.plugins_dir = c.plugins_dir.join("does-not-exist");
+    })
+    .await;
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(Some(APOLOGY), None)])
+    );
+    let errors = &bot.plugins().await["errors"];
+    assert!(
+        errors[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("cannot read the plugins folder"),
+        "{errors}"
+    );
+    bot.stop().await;
+}

@@ -1,0 +1,283 @@
+//! What every end-to-end test shares: a running bot with a chosen set of
+//! plugin files, a stub of the quote API, and a Twilio-shaped client.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+use wasmbot::config::Config;
+
+pub use wasmbot_tests::{CAT, QUOTE, SPIN, TRAP, V2};
+
+/// What the stub's `/random` answers, in quotable's shape.
+pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
+
+/// A local stand-in for quotable: `/random` (object), `/quotes/random`
+/// (array), `/fail` (500), `/garbage` (200, not JSON), `/slow` (answers
+/// after 5 s), `/same-host` (redirects to `/random`), `/other-host`
+/// (redirects to `/random` on `localhost`, another host name).
+pub struct Stub {
+    pub addr: SocketAddr,
+}
+
+impl Stub {
+    pub async fn start() -> Stub {
+        use axum::routing::get;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let port = addr.port();
+        let json = |body: &'static str| ([("content-type", "application/json")], body);
+        let app = axum::Router::new()
+            .route(
+                "/random",
+                get(move || async move {
+                    json(r#"{"_id":"s1","content":"Stay hungry.","author":"Stub Author","tags":[],"length":12}"#)
+                }),
+            )
+            .route(
+                "/quotes/random",
+                get(move || async move {
+                    json(r#"[{"_id":"s2","content":"Arrays too.","author":"Array Author"}]"#)
+                }),
+            )
+            .route(
+                "/fail",
+                get(|| async { (axum::http::StatusCode::INTERNAL_SERVER_ERROR, "boom") }),
+            )
+            .route("/garbage", get(|| async { "<html>certificate expired</html>" }))
+            .route(
+                "/slow",
+                get(move || async move {
+                    tokio::time::sleep(Duration::from_secs(5)).await;
+                    json(r#"{"content":"Too late.","author":"Slow Author"}"#)
+                }),
+            )
+            .route(
+                "/same-host",
+                get(|| async { axum::response::Redirect::temporary("/random") }),
+            )
+            .route(
+                "/other-host",
+                get(move || async move {
+                    axum::response::Redirect::temporary(&format!("http://localhost:{port}/random"))
+                }),
+            );
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Stub { addr }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+}
+
+/// A running bot.
+pub struct Bot {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    /// The server's state, to reach dispatch directly.
+    pub state: std::sync::Arc<wasmbot::webhook::AppState>,
+    /// Kept for the bot's lifetime; removed on drop.
+    _plugins_dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// A plugin file for the bot's folder: its name there and the component.
+pub type PluginFile<'a> = (&'a str, &'a str);
+
+impl Bot {
+    /// Starts a bot whose plugins folder holds `files`, with test-sized
+    /// time limits, after `configure` had its say; waits until it is ready.
+    pub async fn start(files: &[PluginFile<'_>], configure: impl FnOnce(&mut Config)) -> Bot {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter("wasmbot=debug")
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir().unwrap();
+        for (name, component) in files {
+            std::fs::copy(component, dir.path().join(name)).unwrap();
+        }
+        let mut config = Config {
+            addr: "127.0.0.1:0".parse().unwrap(),
+            plugins_dir: dir.path().to_owned(),
+            plugin_timeout: Duration::from_secs(2),
+            http_timeout: Duration::from_millis(500),
+            ..Config::default()
+        };
+        configure(&mut config);
+        let server = wasmbot::Server::new(&config).unwrap();
+        let listener = tokio::net::TcpListener::bind(config.addr).await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let state = server.state.clone();
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(server.run(listener, async {
+            let _ = rx.await;
+        }));
+        let bot = Bot {
+            addr,
+            client: reqwest::Client::new(),
+            state,
+            _plugins_dir: dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        };
+        bot.wait_healthy().await;
+        bot
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    async fn wait_healthy(&self) {
+        for _ in 0..600 {
+            if let Ok(r) = self.client.get(self.url("/healthz")).send().await
+                && r.status() == 200
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("bot never became healthy");
+    }
+
+    /// POSTs a Twilio-shaped WhatsApp webhook with `body` as the message.
+    pub async fn message(&self, body: &str) -> Reply {
+        self.post_form(&whatsapp_form(body), &[]).await
+    }
+
+    /// POSTs `params` as a form, with extra `headers`.
+    pub async fn post_form(&self, params: &[(String, String)], headers: &[(&str, &str)]) -> Reply {
+        let body = form_body(params);
+        let mut req = self
+            .client
+            .post(self.url("/bot"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        Reply::from(req.send().await.unwrap()).await
+    }
+
+    pub async fn plugins(&self) -> serde_json::Value {
+        let r = self.client.get(self.url("/plugins")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        serde_json::from_str(&r.text().await.unwrap()).unwrap()
+    }
+
+    /// Stops the server and waits for it to finish.
+    pub async fn stop(mut self) {
+        self.shutdown.take().unwrap().send(()).unwrap();
+        self.task.take().unwrap().await.unwrap().unwrap();
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub content_type: String,
+    pub content_length: Option<String>,
+    pub text: String,
+}
+
+impl Reply {
+    async fn from(r: reqwest::Response) -> Reply {
+        let header = |name: &str| {
+            r.headers()
+                .get(name)
+                .map(|v| v.to_str().unwrap().to_owned())
+        };
+        Reply {
+            status: r.status().as_u16(),
+            content_type: header("content-type").unwrap_or_default(),
+            content_length: header("content-length"),
+            text: r.text().await.unwrap(),
+        }
+    }
+
+    /// The TwiML document, checked to be a 200 `application/xml` answer.
+    pub fn twiml(&self) -> &str {
+        assert_eq!(self.status, 200, "{}", self.text);
+        assert_eq!(self.content_type, "application/xml");
+        assert_eq!(
+            self.content_length.as_deref(),
+            Some(self.text.len().to_string().as_str()),
+            "TwiML must carry Content-Length (Twilio takes no chunked replies)"
+        );
+        &self.text
+    }
+}
+
+/// The TwiML document for `messages`, each a (body, media) pair.
+pub fn twiml(messages: &[(Option<&str>, Option<&str>)]) -> String {
+    let mut xml = String::from(r#"<?xml version="1.0" encoding="UTF-8"?><Response>"#);
+    for (body, media) in messages {
+        xml.push_str("<Message>");
+        if let Some(body) = body {
+            xml.push_str(&format!("<Body>{body}</Body>"));
+        }
+        if let Some(media) = media {
+            xml.push_str(&format!("<Media>{media}</Media>"));
+        }
+        xml.push_str("</Message>");
+    }
+    xml + "</Response>"
+}
+
+pub const APOLOGY: &str = "Apologies, I do not understand what you really asked.";
+pub const CAT_URL: &str = "https://cataas.com/cat";
+
+/// The parameters Twilio posts for a WhatsApp message saying `body`.
+pub fn whatsapp_form(body: &str) -> Vec<(String, String)> {
+    [
+        ("SmsMessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("NumMedia", "0"),
+        ("ProfileName", "Ada"),
+        ("MessageType", "text"),
+        ("SmsSid", "SM0123456789abcdef0123456789abcdef"),
+        ("WaId", "14155550100"),
+        ("SmsStatus", "received"),
+        ("Body", body),
+        ("To", "whatsapp:+14155238886"),
+        ("NumSegments", "1"),
+        ("ReferralNumMedia", "0"),
+        ("MessageSid", "SM0123456789abcdef0123456789abcdef"),
+        ("AccountSid", "AC0123456789abcdef0123456789abcdef"),
+        ("From", "whatsapp:+14155550100"),
+        ("ApiVersion", "2010-04-01"),
+    ]
+    .iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+pub fn form_body(params: &[(String, String)]) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish()
+}
+
+/// The bundled quotes of the quote plugin, as `content - author`.
+pub fn bundled_quotes() -> Vec<String> {
+    wasmbot_plugin_quote::logic::BUNDLED
+        .iter()
+        .map(|(c, a)| format!("{c} - {a}"))
+        .collect()
+}
+
+/// The body of the single message of `xml`, if it has exactly one.
+pub fn only_body(xml: &str) -> String {
+    let start = xml.find("<Body>").expect("a Body") + "<Body>".len();
+    let end = xml.find("</Body>").expect("a Body end");
+    assert_eq!(xml.matches("<Message>").count(), 1, "{xml}");
+    xml[start..end].to_owned()
+}

@@ -1,0 +1,10 @@
+//! End-to-end tests: the real server (router, registry, runtime) on a
+//! loopback socket, loading real components compiled from this repo's
+//! sources, talking to a local stub instead of the internet.
+
+mod fixture;
+
+mod faults;
+mod signatures;
+mod upstream;
+mod webhook;

@@ -1,0 +1,163 @@
+//! The seed's behaviour through real HTTP, and bad input at the edge.
+
+use crate::fixture::*;
+use std::time::Duration;
+
+async fn quote_and_cat(stub: &Stub) -> Bot {
+    let url = stub.url("/random");
+    Bot::start(&[("quote.wasm", QUOTE), ("cat.wasm", CAT)], |c| {
+        c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_seeds_conversations() {
+    let stub = Stub::start().await;
+    let bot = quote_and_cat(&stub).await;
+    let cases = [
+        ("hello", twiml(&[(Some(APOLOGY), None)])),
+        ("", twiml(&[(Some(APOLOGY), None)])),
+        ("cat", twiml(&[(None, Some(CAT_URL))])),
+        ("quote", twiml(&[(Some(STUB_QUOTE), None)])),
+        // One message: the quote is the picture's caption.
+        (
+            "Quote AND a CAT please",
+            twiml(&[(Some(STUB_QUOTE), Some(CAT_URL))]),
+        ),
+    ];
+    for (body, expected) in cases {
+        let reply = bot.message(body).await;
+        assert_eq!(reply.twiml(), expected, "message {body:?}");
+    }
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_and_health_are_reported() {
+    let stub = Stub::start().await;
+    let bot = quote_and_cat(&stub).await;
+    let health = bot.client.get(bot.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+
+    let listing = bot.plugins().await;
+    let plugins = listing["plugins"].as_array().unwrap();
+    let names: Vec<_> = plugins
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["quote", "cat"], "merge order: priority, then name");
+    let quote = &plugins[0];
+    assert_eq!(quote["file"], "quote.wasm");
+    assert_eq!(quote["version"], "0.1.0");
+    assert_eq!(quote["sha256"].as_str().unwrap().len(), 64);
+    assert!(quote["loaded_at"].as_u64().unwrap() > 1_700_000_000);
+    assert_eq!(quote["allowed_hosts"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(quote["settings"][0]["key"], "url");
+    assert_eq!(listing["errors"], serde_json::json!([]));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_a_clear_4xx() {
+    let bot = Bot::start(&[("cat.wasm", CAT)], |_| {}).await;
+    let c = &bot.client;
+    let url = bot.url("/bot");
+
+    let get = c.get(&url).send().await.unwrap();
+    assert_eq!(get.status(), 405);
+
+    let json = c
+        .post(&url)
+        .header("content-type", "application/json")
+        .body(r#"{"Body":"cat"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(json.status(), 415);
+    assert!(json.text().await.unwrap().contains("x-www-form-urlencoded"));
+
+    let bare = c.post(&url).body("Body=cat").send().await.unwrap();
+    assert_eq!(bare.status(), 415);
+
+    let huge = format!("Body={}", "a".repeat(100 * 1024));
+    let too_big = c
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(too_big.status(), 413);
+
+    let missing = c.get(bot.url("/nope")).send().await.unwrap();
+    assert_eq!(missing.status(), 404);
+
+    // Malformed but form-typed input is parsed leniently, never a 5xx.
+    for body in [&b"Body=%ZZcat%"[..], b"&&==&Body", b"Body=\xff\xfecat", b""] {
+        let r = c
+            .post(&url)
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=utf-8",
+            )
+            .body(body.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{}", String::from_utf8_lossy(body));
+    }
+    // ... and the bot still answers properly afterwards.
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_and_repeated_params_reach_the_plugins_untouched() {
+    // The cat plugin only reads Body; what matters is that odd input does
+    // not disturb parsing of the fields that follow it.
+    let bot = Bot::start(&[("cat.wasm", CAT)], |_| {}).await;
+    let mut form = vec![
+        ("NewTwilioParam".to_string(), "x".to_string()),
+        ("NewTwilioParam".to_string(), "y".to_string()),
+        (
+            "ChannelMetadata".to_string(),
+            r#"{"type":"whatsapp"}"#.to_string(),
+        ),
+    ];
+    form.extend(whatsapp_form("a CAT & a <dog>"));
+    let reply = bot.post_form(&form, &[]).await;
+    assert_eq!(reply.twiml(), twiml(&[(None, Some(CAT_URL))]));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_lets_messages_in_flight_finish() {
+    let stub = Stub::start().await;
+    let slow = stub.url("/slow");
+    let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
+        c.env.insert("WASMBOT_QUOTE_URL".into(), slow);
+    })
+    .await;
+    let client = bot.client.clone();
+    let url = bot.url("/bot");
+    let in_flight = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&whatsapp_form("quote")))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    bot.stop().await;
+    let xml = in_flight.await.unwrap();
+    assert!(bundled_quotes().contains(&only_body(&xml)), "{xml}");
+}
