@@ -58,6 +58,12 @@ impl Server {
             token,
             public_url: config.public_url.clone(),
         });
+        if config.plugin_timeout > std::time::Duration::from_secs(10) {
+            tracing::warn!(
+                timeout = ?config.plugin_timeout,
+                "the plugin time limit is above 10 s; Twilio gives up on a reply after 15 s"
+            );
+        }
         if auth.is_none() {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: requests are NOT authenticated; anyone who \

@@ -14,12 +14,13 @@
 use crate::message::{Inbound, Reply};
 use crate::outbound::{self, AllowList, HttpError, Outbound};
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
-use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
@@ -269,7 +270,7 @@ impl Runtime {
             Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
         >,
     ) -> Result<R, PluginError> {
-        let stderr = MemoryOutputPipe::new(4096);
+        let stderr = StderrTail::default();
         // Deny by default: no environment, arguments, files or sockets.
         let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
         let state = HostState {
@@ -475,6 +476,56 @@ impl wit::http::Host for HostState {
     }
 }
 
+/// A plugin's stderr: accepts every write (so a chatty plugin never fails
+/// on a full pipe) and keeps the last [`StderrTail::KEEP`] bytes, where a
+/// panic message lands just before a trap.
+#[derive(Clone, Default)]
+struct StderrTail(Arc<Mutex<Vec<u8>>>);
+
+impl StderrTail {
+    const KEEP: usize = 4096;
+
+    fn text(&self) -> String {
+        let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        String::from_utf8_lossy(&kept).into_owned()
+    }
+}
+
+impl wasmtime_wasi::cli::IsTerminal for StderrTail {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl wasmtime_wasi::cli::StdoutStream for StderrTail {
+    fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+impl tokio::io::AsyncWrite for StderrTail {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let tail = &buf[buf.len().saturating_sub(Self::KEEP)..];
+        kept.extend_from_slice(tail);
+        let excess = kept.len().saturating_sub(Self::KEEP);
+        kept.drain(..excess);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
 /// `major.minor` for 0.x versions, `major` otherwise: the semver range of
 /// versions compatible with `version`.
 fn compatible_range(version: &str) -> String {
@@ -486,15 +537,14 @@ fn compatible_range(version: &str) -> String {
     }
 }
 
-fn classify(e: &wasmtime::Error, budget: Duration, stderr: &MemoryOutputPipe) -> PluginError {
+fn classify(e: &wasmtime::Error, budget: Duration, stderr: &StderrTail) -> PluginError {
     let mut reason = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => return PluginError::Timeout(budget),
         Some(trap) => trap.to_string(),
         None => error_chain(e),
     };
     // A Rust plugin's panic message goes to stderr just before the trap.
-    let written = stderr.contents();
-    let written = String::from_utf8_lossy(&written);
+    let written = stderr.text();
     let written = written.split_whitespace().collect::<Vec<_>>().join(" ");
     if !written.is_empty() {
         reason = format!(
@@ -571,6 +621,25 @@ mod tests {
         assert_ne!(compatible_range("0.2.0"), compatible_range(WIT_VERSION));
         assert_eq!(compatible_range("2.0.0"), "2.x");
         assert_eq!(compatible_range("2.3.1"), compatible_range("2.0.0"));
+    }
+
+    #[test]
+    fn stderr_keeps_the_tail() {
+        use tokio::io::AsyncWriteExt as _;
+        let tail = StderrTail::default();
+        let mut writer = tail.clone();
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(async {
+                for _ in 0..100 {
+                    writer.write_all(&[b'x'; 1000]).await.unwrap();
+                }
+                writer.write_all(b"panicked at the end").await.unwrap();
+            });
+        let text = tail.text();
+        assert_eq!(text.len(), StderrTail::KEEP);
+        assert!(text.ends_with("xxpanicked at the end"));
     }
 
     #[test]

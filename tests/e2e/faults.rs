@@ -58,6 +58,13 @@ async fn a_trapping_and_a_looping_plugin_leave_the_others_answering() {
     let answer = bot.state.dispatcher.dispatch(msg).await;
     let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
     assert_eq!(failed["trap"], "returned an error: refused politely");
+
+    // Writing far more to stderr than the host keeps is no failure.
+    let reply = bot.message("a chatty cat").await;
+    assert_eq!(
+        reply.twiml(),
+        twiml(&[(Some("said a lot on stderr"), Some(CAT_URL))])
+    );
     bot.stop().await;
 }
 

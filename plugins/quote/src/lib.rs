@@ -11,7 +11,7 @@ mod component {
 
     use crate::logic;
     use exports::wasmbot::plugin::handler::Guest;
-    use wasmbot::plugin::http::{Method, Request};
+    use wasmbot::plugin::http::{Error as HttpError, Method, Request};
     use wasmbot::plugin::log::Level;
     use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting};
     use wasmbot::plugin::{config, http, log};
@@ -45,7 +45,13 @@ mod component {
                 body: None,
             })
             .map(|response| (response.status, response.body))
-            .map_err(|e| format!("{e:?}"));
+            .map_err(|e| match e {
+                HttpError::InvalidUrl(why) => format!("invalid URL {why}"),
+                HttpError::Denied(host) => format!("host {host} is not allowed"),
+                HttpError::Timeout => "the upstream timed out".to_owned(),
+                HttpError::TooLarge => "the upstream's answer is too large".to_owned(),
+                HttpError::Transport(why) => format!("the upstream is unreachable: {why}"),
+            });
             let (quote, why) = logic::choose(upstream, &msg.message_sid);
             if let Some(why) = why {
                 log::log(Level::Warn, &format!("{why}; sending a bundled quote"));
