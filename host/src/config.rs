@@ -38,6 +38,16 @@ pub struct ServeArgs {
     /// Time limit of a plugin's outbound HTTP request, in milliseconds [default: 3000]
     #[arg(long, env = "WASMBOT_HTTP_TIMEOUT_MS")]
     pub http_timeout_ms: Option<u64>,
+    /// Do not watch the plugins folder (immutable deployments); SIGHUP or
+    /// POST /plugins/reload still rescan it
+    #[arg(long, env = "WASMBOT_NO_WATCH")]
+    pub no_watch: bool,
+    /// Where compiled plugins are cached [default: $XDG_CACHE_HOME/wasmbot or ~/.cache/wasmbot]
+    #[arg(long, env = "WASMBOT_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+    /// Do not cache compiled plugins on disk
+    #[arg(long, env = "WASMBOT_NO_CACHE")]
+    pub no_cache: bool,
 }
 
 /// The optional TOML file. Unknown keys are errors, so typos show.
@@ -54,6 +64,9 @@ pub struct FileConfig {
     pub http_max_body: Option<usize>,
     pub max_request_body: Option<usize>,
     pub plugin_memory_mb: Option<usize>,
+    pub watch: Option<bool>,
+    pub cache: Option<bool>,
+    pub cache_dir: Option<PathBuf>,
     #[serde(default)]
     pub plugins: BTreeMap<String, BTreeMap<String, toml::Value>>,
 }
@@ -96,6 +109,12 @@ pub struct Config {
     pub max_request_body: usize,
     /// Linear memory per plugin instance. Default 64 MiB.
     pub plugin_memory: usize,
+    /// Reload plugins when files in the folder change. Default on.
+    pub watch: bool,
+    /// Where compiled plugins are cached; `None`: no cache. Default
+    /// `$XDG_CACHE_HOME/wasmbot`, else `$HOME/.cache/wasmbot`: a restart
+    /// then loads large plugins in milliseconds instead of seconds.
+    pub cache_dir: Option<PathBuf>,
     /// `[plugins.<name>]` tables of the file.
     pub file_plugins: BTreeMap<String, BTreeMap<String, String>>,
     /// Every `WASMBOT_*` variable of the environment, for per-plugin lookup.
@@ -115,6 +134,8 @@ impl Default for Config {
             http_max_body: 1 << 20,
             max_request_body: 64 << 10,
             plugin_memory: 64 << 20,
+            watch: true,
+            cache_dir: None,
             file_plugins: BTreeMap::new(),
             env: BTreeMap::new(),
         }
@@ -131,6 +152,9 @@ const GLOBAL_ENV: &[&str] = &[
     "WASMBOT_PLUGIN_TIMEOUT_MS",
     "WASMBOT_HTTP_TIMEOUT_MS",
     "WASMBOT_LOG",
+    "WASMBOT_NO_WATCH",
+    "WASMBOT_CACHE_DIR",
+    "WASMBOT_NO_CACHE",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +222,16 @@ impl Config {
             http_max_body: file.http_max_body.unwrap_or(d.http_max_body),
             max_request_body: file.max_request_body.unwrap_or(d.max_request_body),
             plugin_memory: file.plugin_memory_mb.map_or(d.plugin_memory, |mb| mb << 20),
+            watch: !args.no_watch && file.watch.unwrap_or(d.watch),
+            cache_dir: if args.no_cache || file.cache == Some(false) {
+                None
+            } else {
+                args.cache_dir
+                    .clone()
+                    .or(file.cache_dir)
+                    .or_else(|| default_cache_dir(&env))
+                    .map(absolute)
+            },
             file_plugins: file
                 .plugins
                 .into_iter()
@@ -242,6 +276,20 @@ impl Config {
     }
 }
 
+/// `$XDG_CACHE_HOME/wasmbot`, else `$HOME/.cache/wasmbot`.
+fn default_cache_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let base = match env.get("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env.get("HOME").filter(|d| !d.is_empty())?).join(".cache"),
+    };
+    Some(base.join("wasmbot"))
+}
+
+/// The cache needs an absolute path.
+fn absolute(path: PathBuf) -> PathBuf {
+    std::path::absolute(&path).unwrap_or(path)
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e))
@@ -266,6 +314,27 @@ mod tests {
         assert_eq!(c.apology, DEFAULT_APOLOGY);
         assert_eq!(c.auth_token, None);
         assert!(c.plugin_settings("quote").is_empty());
+        assert!(c.watch);
+        assert_eq!(c.cache_dir, None, "no HOME, no default cache");
+        let home = Config::resolve(&ServeArgs::default(), env(&[("HOME", "/home/ada")])).unwrap();
+        assert_eq!(
+            home.cache_dir,
+            Some(PathBuf::from("/home/ada/.cache/wasmbot"))
+        );
+        let xdg = Config::resolve(
+            &ServeArgs::default(),
+            env(&[("HOME", "/home/ada"), ("XDG_CACHE_HOME", "/var/cache")]),
+        )
+        .unwrap();
+        assert_eq!(xdg.cache_dir, Some(PathBuf::from("/var/cache/wasmbot")));
+        let off = ServeArgs {
+            no_cache: true,
+            no_watch: true,
+            ..ServeArgs::default()
+        };
+        let off = Config::resolve(&off, env(&[("HOME", "/home/ada")])).unwrap();
+        assert_eq!(off.cache_dir, None);
+        assert!(!off.watch);
     }
 
     #[test]

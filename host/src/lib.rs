@@ -3,8 +3,8 @@
 //!
 //! The request path, one module per stage:
 //! [`webhook`] → [`dispatch`] → [`runtime`] → [`merge`] → [`twiml`],
-//! with [`registry`] (loaded plugins), [`outbound`] (plugins' HTTP),
-//! [`signature`] and [`config`] beside it.
+//! with [`registry`] (loaded plugins) and [`watcher`] (hot reload),
+//! [`outbound`] (plugins' HTTP), [`signature`] and [`config`] beside it.
 
 pub mod config;
 pub mod dispatch;
@@ -15,6 +15,7 @@ pub mod registry;
 pub mod runtime;
 pub mod signature;
 pub mod twiml;
+pub mod watcher;
 pub mod webhook;
 
 use anyhow::Context as _;
@@ -27,21 +28,25 @@ pub struct Server {
     pub state: Arc<webhook::AppState>,
     pub registry: Arc<registry::Registry>,
     max_body: usize,
+    watch: bool,
 }
 
 impl Server {
     /// Builds the runtime and an empty registry; plugins load on [`Server::run`]
     /// (or call [`registry::Registry::scan`] yourself).
     pub fn new(config: &config::Config) -> anyhow::Result<Self> {
-        let runtime = runtime::Runtime::new(runtime::Limits {
-            memory: config.plugin_memory,
-            http: outbound::Limits {
-                timeout: config.http_timeout,
-                max_body: config.http_max_body,
-                ..outbound::Limits::default()
+        let runtime = runtime::Runtime::new(
+            runtime::Limits {
+                memory: config.plugin_memory,
+                http: outbound::Limits {
+                    timeout: config.http_timeout,
+                    max_body: config.http_max_body,
+                    ..outbound::Limits::default()
+                },
+                ..runtime::Limits::default()
             },
-            ..runtime::Limits::default()
-        })
+            config.cache_dir.as_deref(),
+        )
         .context("starting the WebAssembly runtime")?;
         let settings_config = config.clone();
         let registry = Arc::new(registry::Registry::new(
@@ -74,6 +79,7 @@ impl Server {
             state: Arc::new(webhook::AppState { dispatcher, auth }),
             registry,
             max_body: config.max_request_body,
+            watch: config.watch,
         })
     }
 
@@ -81,19 +87,59 @@ impl Server {
         webhook::router(self.state.clone(), self.max_body)
     }
 
-    /// Loads the plugins and serves on `listener` until `shutdown`
-    /// resolves; messages in flight then finish before this returns.
+    /// Loads the plugins, keeps them in step with the folder (watcher,
+    /// SIGHUP) and serves on `listener` until `shutdown` resolves; messages
+    /// in flight then finish before this returns.
     pub async fn run(
         self,
         listener: tokio::net::TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
-        let registry = self.registry.clone();
-        tokio::spawn(async move { registry.scan().await });
-        axum::serve(listener, self.router())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        // Watch before the first scan, so no change falls between the two.
+        let _watcher = if self.watch {
+            match watcher::watch(self.registry.dir(), tx.clone()) {
+                Ok(w) => Some(w),
+                Err(e) => {
+                    tracing::error!(
+                        dir = %self.registry.dir().display(),
+                        "cannot watch the plugins folder ({e}); changes need SIGHUP or \
+                         POST /plugins/reload"
+                    );
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let _ = tx.send(watcher::Reload::All);
+        let reloads = tokio::spawn(watcher::reload_loop(self.registry.clone(), rx));
+        #[cfg(unix)]
+        let hangup = {
+            use tokio::signal::unix::{SignalKind, signal};
+            let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    tracing::info!("SIGHUP: rescanning the plugins folder");
+                    if tx.send(watcher::Reload::All).is_err() {
+                        break;
+                    }
+                }
+            })
+        };
+        let served = axum::serve(
+            listener,
+            self.router()
+                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP");
+        #[cfg(unix)]
+        hangup.abort();
+        reloads.abort();
+        served
     }
 }
 

@@ -14,13 +14,16 @@
 use crate::message::{Inbound, Reply};
 use crate::outbound::{self, AllowList, HttpError, Outbound};
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{
+    Cache, CacheConfig, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
@@ -41,6 +44,14 @@ const HANDLER: &str = "handler";
 
 /// How often the epoch advances; the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(10);
+
+/// Hits and misses of the compiled-code cache.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheStats {
+    pub dir: String,
+    pub hits: usize,
+    pub misses: usize,
+}
 
 /// Runtime-wide limits.
 #[derive(Debug, Clone)]
@@ -125,13 +136,28 @@ pub struct Runtime {
     linker: Linker<HostState>,
     outbound: Outbound,
     limits: Limits,
+    cache: Option<Cache>,
     ticker_stop: Arc<AtomicBool>,
 }
 
 impl Runtime {
-    pub fn new(limits: Limits) -> Result<Self, LoadError> {
+    /// A runtime; with `cache_dir`, compiled code is cached on disk there,
+    /// keyed by the component's content and the compiler's settings, so a
+    /// restart or a re-added file does not compile again.
+    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, LoadError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
+        let cache = if let Some(dir) = cache_dir {
+            let mut cache = CacheConfig::new();
+            cache.with_directory(dir);
+            let cache = Cache::new(cache).map_err(|e| {
+                LoadError::Compile(format!("compiled-code cache in {}: {e}", dir.display()))
+            })?;
+            config.cache(Some(cache.clone()));
+            Some(cache)
+        } else {
+            None
+        };
         let engine = Engine::new(&config).map_err(|e| LoadError::Compile(e.to_string()))?;
 
         let mut linker = Linker::<HostState>::new(&engine);
@@ -162,11 +188,21 @@ impl Runtime {
             linker,
             outbound,
             limits,
+            cache,
             ticker_stop,
         })
     }
 
-    /// Compiles `bytes` to machine code. CPU-heavy: call it from a blocking
+    /// The compiled-code cache's counters, if there is a cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| CacheStats {
+            dir: cache.directory().display().to_string(),
+            hits: cache.cache_hits(),
+            misses: cache.cache_misses(),
+        })
+    }
+
+    /// Compiles `bytes` to machine code (or takes it from the cache). CPU-heavy: call it from a blocking
     /// task, never on the request path.
     pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
         let component =
@@ -644,7 +680,7 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_component() {
-        let rt = Runtime::new(Limits::default()).unwrap();
+        let rt = Runtime::new(Limits::default(), None).unwrap();
         let Err(err) = rt.compile(b"definitely not wasm") else {
             panic!("garbage compiled");
         };

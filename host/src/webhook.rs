@@ -1,5 +1,5 @@
-//! The HTTP edge: Twilio's webhook (`POST /bot`), `GET /healthz` and
-//! `GET /plugins`. Parses the form leniently, checks the signature, hands
+//! The HTTP edge: Twilio's webhook (`POST /bot`), `GET /healthz`,
+//! `GET /plugins` and `POST /plugins/reload`. Parses the form leniently, checks the signature, hands
 //! the message to dispatch and answers TwiML. Bad input gets a 4xx with a
 //! short reason; nothing a request does yields a 5xx.
 
@@ -7,12 +7,13 @@ use crate::config::Secret;
 use crate::dispatch::Dispatcher;
 use crate::message::Inbound;
 use crate::{signature, twiml};
-use axum::extract::{DefaultBodyLimit, OriginalUri, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -34,6 +35,7 @@ pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
         .route("/bot", post(bot))
         .route("/healthz", get(healthz))
         .route("/plugins", get(plugins))
+        .route("/plugins/reload", post(reload))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
@@ -47,13 +49,20 @@ pub enum WebhookError {
     MissingSignature,
     #[error("invalid X-Twilio-Signature")]
     BadSignature,
+    #[error(
+        "reloading needs a request from this machine, or `Authorization: Bearer <auth token>` \
+         when TWILIO_AUTH_TOKEN is set"
+    )]
+    ReloadForbidden,
 }
 
 impl IntoResponse for WebhookError {
     fn into_response(self) -> Response {
         let status = match self {
             WebhookError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            WebhookError::MissingSignature | WebhookError::BadSignature => StatusCode::FORBIDDEN,
+            WebhookError::MissingSignature
+            | WebhookError::BadSignature
+            | WebhookError::ReloadForbidden => StatusCode::FORBIDDEN,
         };
         (status, format!("{self}\n")).into_response()
     }
@@ -148,8 +157,38 @@ struct PluginView<'a> {
     allowed_hosts: Vec<&'a str>,
 }
 
+/// Rescans the plugins folder now and answers like `GET /plugins`.
+/// Allowed from loopback when no Auth Token is set; with one, only with
+/// `Authorization: Bearer <token>` (a tunnel also connects from loopback).
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    req: axum::extract::Request,
+) -> Result<Response, WebhookError> {
+    let allowed = match &state.auth {
+        Some(auth) => req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .is_some_and(|given| {
+                subtle::ConstantTimeEq::ct_eq(given.as_bytes(), auth.token.0.as_bytes()).into()
+            }),
+        None => req
+            .extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback()),
+    };
+    if !allowed {
+        return Err(WebhookError::ReloadForbidden);
+    }
+    tracing::info!("reload requested over HTTP: rescanning the plugins folder");
+    state.dispatcher.registry().scan().await;
+    Ok(plugins(State(state)).await)
+}
+
 async fn plugins(State(state): State<Arc<AppState>>) -> Response {
-    let snapshot = state.dispatcher.registry().snapshot();
+    let registry = state.dispatcher.registry();
+    let snapshot = registry.snapshot();
     let plugins: Vec<PluginView<'_>> = snapshot
         .plugins
         .iter()
@@ -174,9 +213,12 @@ async fn plugins(State(state): State<Arc<AppState>>) -> Response {
         })
         .collect();
     Json(serde_json::json!({
-        "ready": state.dispatcher.registry().is_ready(),
+        "ready": registry.is_ready(),
+        "dir": registry.dir().display().to_string(),
         "plugins": plugins,
         "errors": snapshot.errors,
+        "warnings": snapshot.warnings,
+        "cache": registry.runtime().cache_stats(),
         "now": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
     }))
     .into_response()

@@ -52,6 +52,8 @@ fn start(cwd: &std::path::Path, args: &[&str]) -> Running {
         .args(args)
         .current_dir(cwd)
         .env_remove("TWILIO_AUTH_TOKEN")
+        // Compiled plugins are cached under the test's own folder.
+        .env("XDG_CACHE_HOME", cwd.join("cache"))
         .env("WASMBOT_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -163,4 +165,38 @@ fn a_bad_config_file_is_a_clear_error() {
         stderr.contains("bot.toml") && stderr.contains("adress"),
         "{stderr}"
     );
+}
+
+#[test]
+fn sighup_rescans_the_plugins_folder_without_the_watcher() {
+    let cwd = tempfile::tempdir().unwrap();
+    let plugins = cwd.path().join("plugins");
+    std::fs::create_dir(&plugins).unwrap();
+    let bot = start(
+        cwd.path(),
+        &["--addr", "127.0.0.1:0", "--no-watch", "--no-cache"],
+    );
+    let apology = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>\
+                   <Body>Apologies, I do not understand what you really asked.</Body>\
+                   </Message></Response>";
+    assert_eq!(post(bot.addr, "cat"), apology);
+
+    std::fs::copy(plugins_dir().join("cat.wasm"), plugins.join("cat.wasm")).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(post(bot.addr, "cat"), apology, "--no-watch still watched");
+
+    let hup = Command::new("kill")
+        .args(["-HUP", &bot.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(hup.success());
+    let cat = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>\
+               <Media>https://cataas.com/cat</Media></Message></Response>";
+    for _ in 0..100 {
+        if post(bot.addr, "cat") == cat {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("SIGHUP did not load the new plugin");
 }

@@ -1,8 +1,8 @@
 //! Misbehaving plugins next to quote and cat: a trap, an endless loop, a
 //! plugin built for another contract version, garbage files.
 
-use crate::fixture::*;
 use std::time::{Duration, Instant};
+use wasmbot_tests::fixture::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_trapping_and_a_looping_plugin_leave_the_others_answering() {

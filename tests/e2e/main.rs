@@ -2,9 +2,8 @@
 //! loopback socket, loading real components compiled from this repo's
 //! sources, talking to a local stub instead of the internet.
 
-mod fixture;
-
 mod faults;
+mod reload;
 mod signatures;
 mod upstream;
 mod webhook;

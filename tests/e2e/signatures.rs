@@ -1,8 +1,8 @@
 //! X-Twilio-Signature on the real router: signed, unsigned, tampered.
 
-use crate::fixture::*;
 use wasmbot::config::Secret;
 use wasmbot::signature::sign;
+use wasmbot_tests::fixture::*;
 
 const TOKEN: &str = "test-auth-token";
 

@@ -1,7 +1,7 @@
 //! The quote plugin against a failing upstream: a bundled quote, in time.
 
-use crate::fixture::*;
 use std::time::{Duration, Instant};
+use wasmbot_tests::fixture::*;
 
 async fn quote_bot(url: String) -> Bot {
     Bot::start(&[("quote.wasm", QUOTE), ("cat.wasm", CAT)], |c| {

@@ -1,7 +1,7 @@
 //! The seed's behaviour through real HTTP, and bad input at the edge.
 
-use crate::fixture::*;
 use std::time::Duration;
+use wasmbot_tests::fixture::*;
 
 async fn quote_and_cat(stub: &Stub) -> Bot {
     let url = stub.url("/random");

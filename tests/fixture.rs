@@ -1,11 +1,11 @@
-//! What every end-to-end test shares: a running bot with a chosen set of
+//! What every end-to-end test and measurement shares: a running bot with a chosen set of
 //! plugin files, a stub of the quote API, and a Twilio-shaped client.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 use wasmbot::config::Config;
 
-pub use wasmbot_tests::{CAT, QUOTE, SPIN, TRAP, V2};
+pub use crate::{CAT, QUOTE, SPIN, TRAP, V2};
 
 /// What the stub's `/random` answers, in quotable's shape.
 pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
@@ -75,8 +75,8 @@ pub struct Bot {
     pub client: reqwest::Client,
     /// The server's state, to reach dispatch directly.
     pub state: std::sync::Arc<wasmbot::webhook::AppState>,
-    /// Kept for the bot's lifetime; removed on drop.
-    _plugins_dir: tempfile::TempDir,
+    /// The plugins folder; removed on drop.
+    plugins_dir: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -116,7 +116,7 @@ impl Bot {
             addr,
             client: reqwest::Client::new(),
             state,
-            _plugins_dir: dir,
+            plugins_dir: dir,
             shutdown: Some(tx),
             task: Some(task),
         };
@@ -126,6 +126,35 @@ impl Bot {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)
+    }
+
+    /// The path of `name` in the bot's plugins folder.
+    pub fn plugin_path(&self, name: &str) -> std::path::PathBuf {
+        self.plugins_dir.path().join(name)
+    }
+
+    /// Sends `body` until the TwiML answer satisfies `done`, and returns
+    /// how long that took; panics after `limit`. Every answer on the way
+    /// must be a well-formed 200.
+    pub async fn wait_for(
+        &self,
+        body: &str,
+        limit: Duration,
+        done: impl Fn(&str) -> bool,
+    ) -> Duration {
+        let started = std::time::Instant::now();
+        loop {
+            let reply = self.message(body).await;
+            if done(reply.twiml()) {
+                return started.elapsed();
+            }
+            assert!(
+                started.elapsed() < limit,
+                "no matching answer to {body:?} within {limit:?}; last: {}",
+                reply.text
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
     }
 
     async fn wait_healthy(&self) {
@@ -215,6 +244,15 @@ impl Reply {
         );
         &self.text
     }
+}
+
+/// Replaces `to` with a copy of `from` the way deployment tools do: write
+/// a hidden temp file next to it, then rename it into place.
+pub fn copy_atomically(from: &str, to: &std::path::Path) {
+    let name = to.file_name().unwrap().to_string_lossy();
+    let tmp = to.with_file_name(format!(".{name}.tmp"));
+    std::fs::copy(from, &tmp).unwrap();
+    std::fs::rename(&tmp, to).unwrap();
 }
 
 /// The TwiML document for `messages`, each a (body, media) pair.

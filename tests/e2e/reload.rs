@@ -1,0 +1,290 @@
+//! Hot reload on the real file watcher: plugins added, replaced, renamed,
+//! removed and broken while the bot runs, and swapped under load.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::Duration;
+use wasmbot_tests::fixture::*;
+
+const SECOND: Duration = Duration::from_secs(1);
+
+fn files(listing: &serde_json::Value, key: &str) -> Vec<String> {
+    listing[key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["file"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn add_replace_break_and_remove_while_running() {
+    let stub = Stub::start().await;
+    let url = stub.url("/random");
+    let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
+        c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+    })
+    .await;
+    let cat_answer = twiml(&[(None, Some(CAT_URL))]);
+    let apology = twiml(&[(Some(APOLOGY), None)]);
+    assert_eq!(bot.message("cat").await.twiml(), apology);
+
+    // Add: `cp` straight into the folder.
+    std::fs::copy(CAT, bot.plugin_path("cat.wasm")).unwrap();
+    bot.wait_for("cat", SECOND, |xml| xml == cat_answer).await;
+
+    // Replace in place with another component: the file is the plugin,
+    // whatever it declares. Two files now declare "quote": both run.
+    std::fs::write(bot.plugin_path("cat.wasm"), std::fs::read(QUOTE).unwrap()).unwrap();
+    let twice = twiml(&[(Some(&format!("{STUB_QUOTE}\n\n{STUB_QUOTE}")), None)]);
+    bot.wait_for("quote", SECOND, |xml| xml == twice).await;
+    assert_eq!(bot.message("cat").await.twiml(), apology);
+    let listing = bot.plugins().await;
+    assert_eq!(listing["warnings"][0]["plugin"], "quote");
+    assert_eq!(
+        listing["warnings"][0]["files"],
+        serde_json::json!(["cat.wasm", "quote.wasm"])
+    );
+
+    // Garbage over a loaded plugin: the old version keeps serving, and
+    // the failure is reported.
+    std::fs::write(bot.plugin_path("quote.wasm"), b"garbage").unwrap();
+    let listing = loop {
+        let listing = bot.plugins().await;
+        if files(&listing, "errors") == ["quote.wasm"] {
+            break listing;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let error = &listing["errors"][0];
+    assert_eq!(error["still_serving"], "quote 0.1.0");
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("not a WebAssembly component")
+    );
+    assert_eq!(bot.message("quote").await.twiml(), twice);
+
+    // Remove: gone (the broken file's error goes with it).
+    std::fs::remove_file(bot.plugin_path("quote.wasm")).unwrap();
+    let once = twiml(&[(Some(STUB_QUOTE), None)]);
+    bot.wait_for("quote", SECOND, |xml| xml == once).await;
+    let listing = bot.plugins().await;
+    assert_eq!(files(&listing, "plugins"), ["cat.wasm"]);
+    assert_eq!(files(&listing, "errors"), Vec::<String>::new());
+    assert_eq!(listing["warnings"], serde_json::json!([]));
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn atomic_moves_renames_and_ignored_files() {
+    let bot = Bot::start(&[], |_| {}).await;
+    let cat_answer = twiml(&[(None, Some(CAT_URL))]);
+
+    // Temp files, editor swap files and hidden files are not plugins.
+    for name in [".cat.wasm.tmp", "cat.wasm~", "cat.wasm.swp", ".cat.wasm"] {
+        std::fs::copy(CAT, bot.plugin_path(name)).unwrap();
+    }
+    // `mv` into place.
+    copy_atomically(CAT, &bot.plugin_path("kitty.wasm"));
+    bot.wait_for("cat", SECOND, |xml| xml == cat_answer).await;
+    assert_eq!(files(&bot.plugins().await, "plugins"), ["kitty.wasm"]);
+
+    // Rename: the old file's plugin goes, the new file's comes.
+    std::fs::rename(bot.plugin_path("kitty.wasm"), bot.plugin_path("tom.wasm")).unwrap();
+    let listing = loop {
+        let listing = bot.plugins().await;
+        if files(&listing, "plugins") == ["tom.wasm"] {
+            break listing;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(listing["errors"], serde_json::json!([]));
+    assert_eq!(bot.message("cat").await.twiml(), cat_answer);
+
+    // Renamed out of the *.wasm namespace: gone.
+    std::fs::rename(
+        bot.plugin_path("tom.wasm"),
+        bot.plugin_path("tom.wasm.disabled"),
+    )
+    .unwrap();
+    let apology = twiml(&[(Some(APOLOGY), None)]);
+    bot.wait_for("cat", SECOND, |xml| xml == apology).await;
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slowly_written_file_is_never_loaded_half_written() {
+    let bot = Bot::start(&[], |_| {}).await;
+    let component = std::fs::read(CAT).unwrap();
+    let full_sha = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(&component)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let apology = twiml(&[(Some(APOLOGY), None)]);
+    let cat_answer = twiml(&[(None, Some(CAT_URL))]);
+
+    let path = bot.plugin_path("cat.wasm");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunks: Vec<&[u8]> = component.chunks(component.len() / 8 + 1).collect();
+    let (last, partial) = chunks.split_last().unwrap();
+    for chunk in partial {
+        use std::io::Write as _;
+        file.write_all(chunk).unwrap();
+        file.flush().unwrap();
+        // Pauses longer than the watcher's debounce: each chunk is seen.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let reply = bot.message("cat").await;
+        assert_eq!(reply.twiml(), apology, "a half-written plugin answered");
+        for loaded in bot.plugins().await["plugins"].as_array().unwrap() {
+            assert_eq!(
+                loaded["sha256"],
+                full_sha.as_str(),
+                "half-written file loaded"
+            );
+        }
+    }
+    {
+        use std::io::Write as _;
+        file.write_all(last).unwrap();
+    }
+    drop(file);
+    bot.wait_for("cat", SECOND, |xml| xml == cat_answer).await;
+    let listing = bot.plugins().await;
+    assert_eq!(listing["plugins"][0]["sha256"], full_sha.as_str());
+    assert_eq!(listing["errors"], serde_json::json!([]), "stale error kept");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn twenty_swaps_under_load_fail_no_request() {
+    let stub = Stub::start().await;
+    let url = stub.url("/random");
+    let bot = Arc::new(
+        Bot::start(&[("bot.wasm", CAT)], |c| {
+            c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+        })
+        .await,
+    );
+    let as_cat = twiml(&[(None, Some(CAT_URL))]);
+    let as_quote = twiml(&[(Some(STUB_QUOTE), None)]);
+
+    // Two clients send continuously; every answer must be a 200 from the
+    // old or the new version.
+    let stop = Arc::new(AtomicBool::new(false));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let mut clients = Vec::new();
+    for _ in 0..2 {
+        let (bot, stop, sent) = (bot.clone(), stop.clone(), sent.clone());
+        let (as_cat, as_quote) = (as_cat.clone(), as_quote.clone());
+        clients.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                let reply = bot.message("a quote about a cat").await;
+                let xml = reply.twiml();
+                assert!(xml == as_cat || xml == as_quote, "unexpected answer: {xml}");
+                sent.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    for swap in 0..20 {
+        let (next, expected) = if swap % 2 == 0 {
+            (QUOTE, &as_quote)
+        } else {
+            (CAT, &as_cat)
+        };
+        if swap % 4 < 2 {
+            copy_atomically(next, &bot.plugin_path("bot.wasm"));
+        } else {
+            std::fs::write(bot.plugin_path("bot.wasm"), std::fs::read(next).unwrap()).unwrap();
+        }
+        bot.wait_for("a quote about a cat", 2 * SECOND, |xml| xml == expected)
+            .await;
+    }
+    stop.store(true, Ordering::Relaxed);
+    for client in clients {
+        client.await.unwrap();
+    }
+    assert!(sent.load(Ordering::Relaxed) > 100, "{sent:?}");
+    let listing = bot.plugins().await;
+    assert_eq!(files(&listing, "plugins"), ["bot.wasm"]);
+    assert_eq!(listing["errors"], serde_json::json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_the_watcher_reload_is_explicit() {
+    let bot = Bot::start(&[], |c| c.watch = false).await;
+    let apology = twiml(&[(Some(APOLOGY), None)]);
+    std::fs::copy(CAT, bot.plugin_path("cat.wasm")).unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        apology,
+        "--no-watch still watched"
+    );
+
+    let reload = bot
+        .client
+        .post(bot.url("/plugins/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
+    let listing: serde_json::Value = serde_json::from_str(&reload.text().await.unwrap()).unwrap();
+    assert_eq!(files(&listing, "plugins"), ["cat.wasm"]);
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_a_token_reload_needs_it() {
+    let bot = Bot::start(&[("cat.wasm", CAT)], |c| {
+        c.auth_token = Some(wasmbot::config::Secret("s3cret".into()));
+    })
+    .await;
+    let post = |auth: Option<&'static str>| {
+        let mut req = bot.client.post(bot.url("/plugins/reload"));
+        if let Some(auth) = auth {
+            req = req.header("authorization", auth);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    // From loopback, but a tunnel connects from loopback too.
+    assert_eq!(post(None).await, 403);
+    assert_eq!(post(Some("Bearer wrong")).await, 403);
+    assert_eq!(post(Some("Bearer s3cret")).await, 200);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn compiled_plugins_are_cached_across_restarts() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_owned();
+    let start = |dir: std::path::PathBuf| {
+        Bot::start(&[("quote.wasm", QUOTE), ("cat.wasm", CAT)], move |c| {
+            c.cache_dir = Some(dir);
+        })
+    };
+    let bot = start(dir.clone()).await;
+    let stats = bot.plugins().await["cache"].clone();
+    assert_eq!(stats["misses"], 2, "{stats}");
+    assert_eq!(stats["hits"], 0, "{stats}");
+    bot.stop().await;
+
+    let bot = start(dir).await;
+    let stats = bot.plugins().await["cache"].clone();
+    assert_eq!(stats["hits"], 2, "{stats}");
+    assert_eq!(stats["misses"], 0, "{stats}");
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    bot.stop().await;
+}
