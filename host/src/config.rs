@@ -7,7 +7,7 @@
 //! as `_`; the key lower-cased), the variable winning.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -290,6 +290,30 @@ fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
 }
 
+impl Config {
+    /// Every host named in any operator setting of any plugin: the hosts
+    /// that may resolve to non-public addresses (see `outbound`).
+    pub fn operator_hosts(&self) -> BTreeSet<String> {
+        let mut hosts: BTreeSet<String> = self
+            .file_plugins
+            .values()
+            .flat_map(crate::outbound::hosts_in)
+            .collect();
+        for (var, value) in &self.env {
+            let key = if var.ends_with("_ALLOWED_HOSTS") {
+                "allowed_hosts"
+            } else {
+                "value"
+            };
+            hosts.extend(crate::outbound::hosts_in(&BTreeMap::from([(
+                key.to_owned(),
+                value.clone(),
+            )])));
+        }
+        hosts
+    }
+}
+
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
     let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.to_owned(), e))?;
     toml::from_str(&text).map_err(|e| ConfigError::Parse(path.to_owned(), e))
@@ -355,6 +379,8 @@ mod tests {
         assert_eq!(quote.get("allowed_hosts").unwrap(), "a.example");
         assert_eq!(c.plugin_settings("my-bot").get("api_key").unwrap(), "k");
         assert!(c.plugin_settings("cat").is_empty());
+        let hosts: Vec<String> = c.operator_hosts().into_iter().collect();
+        assert_eq!(hosts, ["127.0.0.1", "a.example"]);
     }
 
     #[test]

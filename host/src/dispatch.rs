@@ -26,6 +26,9 @@ pub struct Dispatcher {
     /// Sent when no plugin answered.
     pub apology: String,
     pub limits: merge::Limits,
+    /// Failures in a row after which a plugin is disabled until the next
+    /// rescan or a new version of its file; 0: never.
+    pub disable_after: u64,
 }
 
 impl Dispatcher {
@@ -35,6 +38,7 @@ impl Dispatcher {
             plugin_timeout,
             apology,
             limits: merge::Limits::default(),
+            disable_after: 0,
         }
     }
 
@@ -49,6 +53,9 @@ impl Dispatcher {
 
         let mut tasks = tokio::task::JoinSet::new();
         for (index, loaded) in snapshot.plugins.iter().enumerate() {
+            if loaded.stats.is_disabled() {
+                continue;
+            }
             let (loaded, msg) = (loaded.clone(), msg.clone());
             tasks.spawn(async move { (index, loaded.plugin.handle(&msg, deadline).await) });
         }
@@ -67,22 +74,37 @@ impl Dispatcher {
         let mut replies = Vec::new();
         for (loaded, result) in snapshot.plugins.iter().zip(results) {
             let info = loaded.plugin.info();
+            let result = match result {
+                Some(result) => result,
+                None if loaded.stats.is_disabled() => continue,
+                None => Err("host task failed".to_owned()),
+            };
             match result {
-                Some(Ok(Some(reply))) => {
-                    answered.push(info.name.clone());
-                    replies.push((info.name.as_str(), reply));
+                Ok(reply) => {
+                    loaded.stats.success();
+                    if let Some(reply) = reply {
+                        answered.push(info.name.clone());
+                        replies.push((info.name.as_str(), reply));
+                    }
                 }
-                Some(Ok(None)) => {}
-                Some(Err(error)) => {
+                Err(error) => {
                     tracing::warn!(
                         plugin = info.name,
                         version = info.version,
                         file = loaded.file,
                         "plugin left out: {error}"
                     );
+                    if loaded.stats.failure(&error, self.disable_after) {
+                        tracing::error!(
+                            plugin = info.name,
+                            file = loaded.file,
+                            "plugin disabled after {} failures in a row; a new version of \
+                             its file, SIGHUP or POST /plugins/reload enables it again",
+                            self.disable_after
+                        );
+                    }
                     failed.push((info.name.clone(), error));
                 }
-                None => failed.push((info.name.clone(), "host task failed".into())),
             }
         }
         let messages = merge::merge(

@@ -46,6 +46,7 @@ impl Server {
                 ..runtime::Limits::default()
             },
             config.cache_dir.as_deref(),
+            config.operator_hosts(),
         )
         .context("starting the WebAssembly runtime")?;
         let settings_config = config.clone();

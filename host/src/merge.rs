@@ -26,6 +26,8 @@ pub struct Limits {
     pub max_messages: usize,
     /// Longest media URL accepted.
     pub max_media_url: usize,
+    /// Characters of one plugin's text kept (more could never be sent).
+    pub max_text_chars: usize,
 }
 
 impl Default for Limits {
@@ -34,6 +36,7 @@ impl Default for Limits {
             max_body_chars: 1600,
             max_messages: 5,
             max_media_url: 2048,
+            max_text_chars: 5 * 1600,
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::runtime::{LoadError, Plugin, Runtime};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::{Mutex, watch};
@@ -28,6 +29,69 @@ pub struct Loaded {
     pub sha256: String,
     pub size: u64,
     pub loaded_at: SystemTime,
+    pub stats: Stats,
+}
+
+/// How a loaded plugin has fared since it was loaded.
+#[derive(Default)]
+pub struct Stats {
+    calls: AtomicU64,
+    failures: AtomicU64,
+    consecutive: AtomicU64,
+    disabled: AtomicBool,
+    last_failure: std::sync::Mutex<Option<String>>,
+}
+
+/// [`Stats`] as `GET /plugins` shows them.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct StatsView {
+    pub calls: u64,
+    pub failures: u64,
+    pub consecutive_failures: u64,
+    pub disabled: bool,
+    pub last_failure: Option<String>,
+}
+
+impl Stats {
+    /// Counts a successful call.
+    pub fn success(&self) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.consecutive.store(0, Ordering::Relaxed);
+    }
+
+    /// Counts a failed call; disables the plugin when `disable_after` (not
+    /// zero) failures in a row are reached. Returns whether it did.
+    pub fn failure(&self, error: &str, disable_after: u64) -> bool {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        let row = self.consecutive.fetch_add(1, Ordering::Relaxed) + 1;
+        *self.last_failure.lock().unwrap_or_else(|p| p.into_inner()) = Some(error.to_owned());
+        disable_after > 0 && row >= disable_after && !self.disabled.swap(true, Ordering::Relaxed)
+    }
+
+    pub fn is_disabled(&self) -> bool {
+        self.disabled.load(Ordering::Relaxed)
+    }
+
+    /// Gives a disabled plugin another chance (on an explicit rescan).
+    fn enable(&self) {
+        self.consecutive.store(0, Ordering::Relaxed);
+        self.disabled.store(false, Ordering::Relaxed);
+    }
+
+    pub fn view(&self) -> StatsView {
+        StatsView {
+            calls: self.calls.load(Ordering::Relaxed),
+            failures: self.failures.load(Ordering::Relaxed),
+            consecutive_failures: self.consecutive.load(Ordering::Relaxed),
+            disabled: self.is_disabled(),
+            last_failure: self
+                .last_failure
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .clone(),
+        }
+    }
 }
 
 /// A file whose latest content failed to load.
@@ -122,11 +186,15 @@ impl Registry {
     }
 
     /// Brings every file of the folder up to date: loads new and changed
-    /// `*.wasm` files (not hidden ones), forgets removed ones. A file that
-    /// fails is reported, never fatal; an unreadable folder is reported as
-    /// an error entry for the folder.
+    /// `*.wasm` files (not hidden ones), forgets removed ones, and gives
+    /// plugins disabled for failing another chance. A file that fails is
+    /// reported, never fatal; an unreadable folder is reported as an error
+    /// entry for the folder.
     pub async fn scan(&self) {
         let mut files = self.files.lock().await;
+        for loaded in files.values().filter_map(|s| s.loaded.as_ref()) {
+            loaded.stats.enable();
+        }
         let listed = match list_plugin_files(&self.dir).await {
             Ok(listed) => {
                 *self.folder_error.lock().await = None;
@@ -268,6 +336,7 @@ impl Registry {
             sha256,
             size,
             loaded_at: SystemTime::now(),
+            stats: Stats::default(),
         })
     }
 

@@ -13,7 +13,7 @@
 
 use crate::message::{Inbound, Reply};
 use crate::outbound::{self, AllowList, HttpError, Outbound};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -22,7 +22,8 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, HasSelf, Linker, ResourceTable};
 use wasmtime::{
-    Cache, CacheConfig, Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
+    Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -60,6 +61,10 @@ pub struct Limits {
     pub memory: usize,
     /// Time `describe` may take at load.
     pub describe_timeout: Duration,
+    /// Instances (and memories, tables, stacks) that may exist at once, all
+    /// plugins and messages together; reserved up front. Past it an
+    /// instantiation fails and that plugin is left out of that message.
+    pub pool_instances: u32,
     /// Outbound HTTP limits.
     pub http: outbound::Limits,
 }
@@ -69,6 +74,7 @@ impl Default for Limits {
         Limits {
             memory: 64 << 20,
             describe_timeout: Duration::from_secs(2),
+            pool_instances: 1000,
             http: outbound::Limits::default(),
         }
     }
@@ -144,9 +150,26 @@ impl Runtime {
     /// A runtime; with `cache_dir`, compiled code is cached on disk there,
     /// keyed by the component's content and the compiler's settings, so a
     /// restart or a re-added file does not compile again.
-    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, LoadError> {
+    /// `operator_hosts`: every host named in the operator's plugin settings
+    /// (see [`outbound`]).
+    pub fn new(
+        limits: Limits,
+        cache_dir: Option<&Path>,
+        operator_hosts: BTreeSet<String>,
+    ) -> Result<Self, LoadError> {
         let mut config = wasmtime::Config::new();
         config.epoch_interruption(true);
+        // A fresh instance per message is only cheap with pre-reserved
+        // memories, tables and fiber stacks (what `wasmtime serve` does):
+        // instantiation then costs no mmap/munmap and reuses warm pages.
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(limits.pool_instances)
+            .total_core_instances(limits.pool_instances)
+            .total_memories(limits.pool_instances)
+            .total_tables(limits.pool_instances)
+            .total_stacks(limits.pool_instances)
+            .max_memory_size(limits.memory);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = if let Some(dir) = cache_dir {
             let mut cache = CacheConfig::new();
             cache.with_directory(dir);
@@ -168,8 +191,8 @@ impl Runtime {
             |s| s,
         ))?;
 
-        let outbound =
-            Outbound::new(limits.http.clone()).map_err(|e| LoadError::Link(e.to_string()))?;
+        let outbound = Outbound::new(limits.http.clone(), operator_hosts)
+            .map_err(|e| LoadError::Link(e.to_string()))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));
         let (stop, ticking) = (ticker_stop.clone(), engine.clone());
@@ -245,16 +268,15 @@ impl Runtime {
         }
 
         // Declared defaults, overridden by the operator's settings.
-        let mut effective: BTreeMap<String, String> = info
+        let declared: BTreeMap<String, String> = info
             .settings
             .iter()
             .filter_map(|s| Some((s.key.to_ascii_lowercase(), s.default.clone()?)))
             .collect();
-        effective.extend(settings(&info.name));
-        let allow = AllowList::from_settings(
-            effective.values().map(String::as_str),
-            effective.get("allowed_hosts").map(String::as_str),
-        );
+        let operator = settings(&info.name);
+        let mut effective = declared;
+        effective.extend(operator.clone());
+        let allow = AllowList::new(&effective, &operator);
         let ctx = Arc::new(PluginCtx {
             name: info.name.clone(),
             settings: effective,
@@ -320,6 +342,7 @@ impl Runtime {
                 .build(),
             ctx,
             outbound: self.outbound.clone(),
+            requests: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limits);
@@ -426,6 +449,8 @@ struct HostState {
     limits: StoreLimits,
     ctx: Arc<PluginCtx>,
     outbound: Outbound,
+    /// HTTP requests made in this call.
+    requests: u32,
 }
 
 impl WasiView for HostState {
@@ -481,7 +506,15 @@ impl wit::http::Host for HostState {
             body: req.body,
         };
         let started = Instant::now();
-        let result = self.outbound.send(&self.ctx.allow, request).await;
+        let max = self.outbound.limits().max_requests;
+        self.requests = self.requests.saturating_add(1);
+        let result = if self.requests > max {
+            Err(HttpError::Denied(format!(
+                "limit of {max} requests per message reached"
+            )))
+        } else {
+            self.outbound.send(&self.ctx.allow, request).await
+        };
         let plugin = self.ctx.name.as_str();
         match &result {
             Ok(r) => tracing::debug!(
@@ -680,7 +713,7 @@ mod tests {
 
     #[test]
     fn garbage_is_not_a_component() {
-        let rt = Runtime::new(Limits::default(), None).unwrap();
+        let rt = Runtime::new(Limits::default(), None, BTreeSet::new()).unwrap();
         let Err(err) = rt.compile(b"definitely not wasm") else {
             panic!("garbage compiled");
         };

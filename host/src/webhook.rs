@@ -155,6 +155,8 @@ struct PluginView<'a> {
     loaded_at: u64,
     settings: &'a [crate::runtime::Setting],
     allowed_hosts: Vec<&'a str>,
+    #[serde(flatten)]
+    stats: crate::registry::StatsView,
 }
 
 /// Rescans the plugins folder now and answers like `GET /plugins`.
@@ -209,6 +211,7 @@ async fn plugins(State(state): State<Arc<AppState>>) -> Response {
                     .as_secs(),
                 settings: &info.settings,
                 allowed_hosts: l.plugin.allowed_hosts().collect(),
+                stats: l.stats.view(),
             }
         })
         .collect();

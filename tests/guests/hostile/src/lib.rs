@@ -1,0 +1,127 @@
+//! Test-only guest: a hostile plugin. The message body names the attack;
+//! the host must contain each one to this plugin's own call, while the
+//! plugins next to it answer normally.
+//!
+//! | word in the body | what it does |
+//! |---|---|
+//! | `membomb` | grows its memory until the host's cap stops it |
+//! | `recurse` | recurses without end (stack overflow) |
+//! | `bigtext` | answers 10 MB of text |
+//! | `manymedia` | answers 10,000 media URLs |
+//! | `forbidden` | HTTP to a host it was not allowed (the reply says what happened) |
+//! | `private` | HTTP to the allowed host `localhost`, which resolves to loopback |
+//! | `slowhttp` | HTTP to its `slow_url` setting, which never answers in time |
+//! | `manyhttp` | 100 HTTP requests in one call |
+//! | `files` | tries to read `/etc/passwd`, an environment variable and a socket |
+#![cfg(target_arch = "wasm32")]
+
+wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
+
+use exports::wasmbot::plugin::handler::Guest;
+use wasmbot::plugin::http::{self, Method, Request};
+use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting};
+use wasmbot::plugin::config;
+
+struct Hostile;
+
+fn get(url: String) -> String {
+    match http::send(&Request {
+        method: Method::Get,
+        url,
+        headers: Vec::new(),
+        body: None,
+    }) {
+        Ok(r) => format!("status {}", r.status),
+        Err(e) => format!("{e:?}"),
+    }
+}
+
+fn text(t: String) -> Result<Option<Reply>, String> {
+    Ok(Some(Reply {
+        text: Some(t),
+        media: Vec::new(),
+    }))
+}
+
+#[inline(never)]
+fn recurse(depth: u64, pad: [u64; 16]) -> u64 {
+    let pad = std::hint::black_box(pad);
+    recurse(depth + 1, pad) + pad[(depth % 16) as usize]
+}
+
+impl Guest for Hostile {
+    fn describe() -> PluginInfo {
+        PluginInfo {
+            name: "hostile".into(),
+            version: "0.0.1".into(),
+            description: "attacks the host, one way per message".into(),
+            priority: 0,
+            settings: vec![
+                Setting {
+                    key: "slow_url".into(),
+                    default: None,
+                    description: "a URL that answers too late".into(),
+                },
+                Setting {
+                    key: "local_url".into(),
+                    default: Some("http://localhost:9/".into()),
+                    description: "a URL on an allowed name that resolves to loopback".into(),
+                },
+            ],
+        }
+    }
+
+    fn handle(msg: Message) -> Result<Option<Reply>, String> {
+        let body = msg.body;
+        if body.contains("membomb") {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        if body.contains("recurse") {
+            return text(recurse(0, [1; 16]).to_string());
+        }
+        if body.contains("bigtext") {
+            return text("x".repeat(10 << 20));
+        }
+        if body.contains("manymedia") {
+            return Ok(Some(Reply {
+                text: None,
+                media: (0..10_000).map(|i| format!("https://media.example/{i}.jpg")).collect(),
+            }));
+        }
+        if body.contains("forbidden") {
+            return text(format!("forbidden: {}", get("http://169.254.169.254/latest/meta-data/".into())));
+        }
+        if body.contains("private") {
+            let url = config::get("local_url").unwrap_or_default();
+            return text(format!("private: {}", get(url)));
+        }
+        if body.contains("slowhttp") {
+            let url = config::get("slow_url").unwrap_or_default();
+            return text(format!("slowhttp: {}", get(url)));
+        }
+        if body.contains("manyhttp") {
+            let url = config::get("slow_url").unwrap_or_default();
+            let outcomes: Vec<String> = (0..100).map(|_| get(url.replace("/slow", "/random"))).collect();
+            let ok = outcomes.iter().filter(|o| o.starts_with("status")).count();
+            return text(format!("manyhttp: {ok} ok, last: {}", outcomes.last().unwrap()));
+        }
+        if body.contains("files") {
+            let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len());
+            let env = std::env::var("HOME");
+            let socket = std::net::TcpStream::connect("127.0.0.1:22").map(|_| ());
+            return text(format!(
+                "files: {}; env: {}; socket: {}",
+                file.is_ok(),
+                env.is_ok(),
+                socket.is_ok()
+            ));
+        }
+        Ok(None)
+    }
+}
+
+export!(Hostile);
