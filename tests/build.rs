@@ -41,6 +41,13 @@ const GUESTS: &[(&str, Guest<'static>)] = &[
             dir: "tests/guests/v2",
         },
     ),
+    (
+        "HOSTILE",
+        Guest {
+            package: "wasmbot-fixture-hostile",
+            dir: "tests/guests/hostile",
+        },
+    ),
 ];
 
 fn main() {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use wasmbot::config::Config;
 
-pub use crate::{CAT, QUOTE, SPIN, TRAP, V2};
+pub use crate::{CAT, HOSTILE, QUOTE, SPIN, TRAP, V2};
 
 /// What the stub's `/random` answers, in quotable's shape.
 pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
@@ -13,7 +13,8 @@ pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
 /// A local stand-in for quotable: `/random` (object), `/quotes/random`
 /// (array), `/fail` (500), `/garbage` (200, not JSON), `/slow` (answers
 /// after 5 s), `/same-host` (redirects to `/random`), `/other-host`
-/// (redirects to `/random` on `localhost`, another host name).
+/// (redirects to `/random` on `localhost`, another host name), `/counted`
+/// (a quote that says how often it was fetched: "Call N. - Counter").
 pub struct Stub {
     pub addr: SocketAddr,
 }
@@ -24,6 +25,7 @@ impl Stub {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let port = addr.port();
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let json = |body: &'static str| ([("content-type", "application/json")], body);
         let app = axum::Router::new()
             .route(
@@ -48,6 +50,16 @@ impl Stub {
                 get(move || async move {
                     tokio::time::sleep(Duration::from_secs(5)).await;
                     json(r#"{"content":"Too late.","author":"Slow Author"}"#)
+                }),
+            )
+            .route(
+                "/counted",
+                get(move || async move {
+                    let n = calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                    (
+                        [("content-type", "application/json")],
+                        format!(r#"{{"content":"Call {n}.","author":"Counter"}}"#),
+                    )
                 }),
             )
             .route(

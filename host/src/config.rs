@@ -67,6 +67,13 @@ pub struct FileConfig {
     pub watch: Option<bool>,
     pub cache: Option<bool>,
     pub cache_dir: Option<PathBuf>,
+    pub http_max_requests: Option<u32>,
+    pub max_in_flight: Option<usize>,
+    pub disable_after_failures: Option<u64>,
+    pub idempotency_cache: Option<usize>,
+    pub trust_forwarded_headers: Option<bool>,
+    #[serde(default)]
+    pub twilio_shared_keys: BTreeMap<String, String>,
     #[serde(default)]
     pub plugins: BTreeMap<String, BTreeMap<String, toml::Value>>,
 }
@@ -115,6 +122,24 @@ pub struct Config {
     /// `$XDG_CACHE_HOME/wasmbot`, else `$HOME/.cache/wasmbot`: a restart
     /// then loads large plugins in milliseconds instead of seconds.
     pub cache_dir: Option<PathBuf>,
+    /// Outbound HTTP requests one plugin may make per message. Default 10.
+    pub http_max_requests: u32,
+    /// Messages handled at once; more get 503 with `Retry-After` (Twilio
+    /// then tries the fallback URL) instead of queueing without bound.
+    /// Default 256.
+    pub max_in_flight: usize,
+    /// Failures in a row after which a plugin is disabled until its file
+    /// changes or the folder is rescanned. Default 0: never.
+    pub disable_after_failures: u64,
+    /// Replies remembered by `I-Twilio-Idempotency-Token`, so a retry gets
+    /// the same reply without running the plugins again. Default 1024.
+    pub idempotency_cache: usize,
+    /// Rebuild the signed URL from `X-Forwarded-Proto`/`-Host` when no
+    /// public URL is set. Only behind a proxy that sets them. Default off.
+    pub trust_forwarded: bool,
+    /// SharedKey secrets by key id, for webhooks signed with HMAC-SHA256
+    /// (`TWILIO_SHARED_KEYS="KSid=secret,…"` or `[twilio_shared_keys]`).
+    pub shared_keys: BTreeMap<String, Secret>,
     /// `[plugins.<name>]` tables of the file.
     pub file_plugins: BTreeMap<String, BTreeMap<String, String>>,
     /// Every `WASMBOT_*` variable of the environment, for per-plugin lookup.
@@ -136,6 +161,12 @@ impl Default for Config {
             plugin_memory: 64 << 20,
             watch: true,
             cache_dir: None,
+            http_max_requests: 10,
+            max_in_flight: 256,
+            disable_after_failures: 0,
+            idempotency_cache: 1024,
+            trust_forwarded: false,
+            shared_keys: BTreeMap::new(),
             file_plugins: BTreeMap::new(),
             env: BTreeMap::new(),
         }
@@ -155,6 +186,8 @@ const GLOBAL_ENV: &[&str] = &[
     "WASMBOT_NO_WATCH",
     "WASMBOT_CACHE_DIR",
     "WASMBOT_NO_CACHE",
+    "WASMBOT_MAX_IN_FLIGHT",
+    "WASMBOT_TRUST_FORWARDED",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -231,6 +264,38 @@ impl Config {
                     .or(file.cache_dir)
                     .or_else(|| default_cache_dir(&env))
                     .map(absolute)
+            },
+            http_max_requests: file.http_max_requests.unwrap_or(d.http_max_requests),
+            max_in_flight: env
+                .get("WASMBOT_MAX_IN_FLIGHT")
+                .and_then(|v| v.parse().ok())
+                .or(file.max_in_flight)
+                .unwrap_or(d.max_in_flight),
+            disable_after_failures: file
+                .disable_after_failures
+                .unwrap_or(d.disable_after_failures),
+            idempotency_cache: file.idempotency_cache.unwrap_or(d.idempotency_cache),
+            trust_forwarded: env
+                .get("WASMBOT_TRUST_FORWARDED")
+                .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+                .or(file.trust_forwarded_headers)
+                .unwrap_or(d.trust_forwarded),
+            shared_keys: {
+                let mut keys: BTreeMap<String, Secret> = file
+                    .twilio_shared_keys
+                    .into_iter()
+                    .map(|(id, secret)| (id, Secret(secret)))
+                    .collect();
+                for pair in env
+                    .get("TWILIO_SHARED_KEYS")
+                    .map_or("", String::as_str)
+                    .split(',')
+                {
+                    if let Some((id, secret)) = pair.split_once('=') {
+                        keys.insert(id.trim().to_owned(), Secret(secret.trim().to_owned()));
+                    }
+                }
+                keys
             },
             file_plugins: file
                 .plugins
@@ -395,6 +460,8 @@ mod tests {
                 plugins_dir = "/srv/plugins"
                 apology = "Sorry!"
                 plugin_timeout_ms = 1500
+                [twilio_shared_keys]
+                KSfile = "from-file"
                 [plugins.quote]
                 url = "https://file.example/random"
                 retries = 3
@@ -418,11 +485,25 @@ mod tests {
         let quote = c.plugin_settings("quote");
         assert_eq!(quote.get("url").unwrap(), "https://env.example/r");
         assert_eq!(quote.get("retries").unwrap(), "3");
+        assert_eq!(c.shared_keys["KSfile"], Secret("from-file".into()));
 
         std::fs::write(&path, "adress = \"typo\"").unwrap();
         let err = Config::resolve(&args, env(&[])).unwrap_err().to_string();
         assert!(err.contains("adress"), "{err}");
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn shared_keys_from_env() {
+        let c = Config::resolve(
+            &ServeArgs::default(),
+            env(&[("TWILIO_SHARED_KEYS", "KSa=s3cret-a, KSb = s3cret-b,junk")]),
+        )
+        .unwrap();
+        assert_eq!(c.shared_keys.len(), 2);
+        assert_eq!(c.shared_keys["KSb"], Secret("s3cret-b".into()));
+        let debug = format!("{c:?}");
+        assert!(!debug.contains("s3cret"), "secrets in Debug: {debug}");
     }
 
     #[test]

@@ -41,6 +41,7 @@ impl Server {
                 http: outbound::Limits {
                     timeout: config.http_timeout,
                     max_body: config.http_max_body,
+                    max_requests: config.http_max_requests,
                     ..outbound::Limits::default()
                 },
                 ..runtime::Limits::default()
@@ -55,14 +56,19 @@ impl Server {
             config.plugins_dir.clone(),
             Arc::new(move |name: &str| settings_config.plugin_settings(name)),
         ));
-        let dispatcher = dispatch::Dispatcher::new(
+        let mut dispatcher = dispatch::Dispatcher::new(
             registry.clone(),
             config.plugin_timeout,
             config.apology.clone(),
         );
-        let auth = config.auth_token.clone().map(|token| webhook::Auth {
-            token,
-            public_url: config.public_url.clone(),
+        dispatcher.disable_after = config.disable_after_failures;
+        let auth = (config.auth_token.is_some() || !config.shared_keys.is_empty()).then(|| {
+            webhook::Auth {
+                token: config.auth_token.clone(),
+                shared_keys: config.shared_keys.clone(),
+                public_url: config.public_url.clone(),
+                trust_forwarded: config.trust_forwarded,
+            }
         });
         if config.plugin_timeout > std::time::Duration::from_secs(10) {
             tracing::warn!(
@@ -77,7 +83,12 @@ impl Server {
             );
         }
         Ok(Server {
-            state: Arc::new(webhook::AppState { dispatcher, auth }),
+            state: Arc::new(webhook::AppState {
+                dispatcher,
+                auth,
+                in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
+                replay: webhook::Replay::new(config.idempotency_cache),
+            }),
             registry,
             max_body: config.max_request_body,
             watch: config.watch,

@@ -47,24 +47,63 @@ pub fn merge<'a>(
     apology: &str,
     limits: &Limits,
 ) -> Vec<Outgoing> {
-    let mut texts = Vec::new();
-    let mut media = Vec::new();
-    for (plugin, reply) in replies {
-        if let Some(text) = reply
+    let replies: Vec<(&str, &Reply)> = replies.into_iter().collect();
+    let texts_of = |reply: &'a Reply| {
+        reply
             .text
             .as_deref()
             .map(str::trim)
             .filter(|t| !t.is_empty())
-        {
-            texts.push(text);
+    };
+    // Every answering plugin gets a fair share of the text that can be
+    // sent, so one verbose plugin cannot crowd the others out.
+    let speakers = replies
+        .iter()
+        .filter(|(_, r)| texts_of(r).is_some())
+        .count()
+        .max(1);
+    let share = (limits.max_text_chars / speakers).max(1);
+    // Likewise for the messages media items take.
+    let showers = replies
+        .iter()
+        .filter(|(_, r)| !r.media.is_empty())
+        .count()
+        .max(1);
+    let media_share = (limits.max_messages / showers).max(1);
+    let mut texts = Vec::new();
+    let mut media = Vec::new();
+    for (plugin, reply) in replies {
+        if let Some(text) = texts_of(reply) {
+            let kept = truncate(text, share);
+            if kept.len() < text.len() {
+                tracing::warn!(
+                    plugin,
+                    bytes = text.len(),
+                    "text truncated to {share} characters"
+                );
+            }
+            texts.push(kept);
         }
-        for url in &reply.media {
+        let mut kept = 0;
+        // Invalid URLs are dropped, so look a little further than the share.
+        for url in reply.media.iter().take(media_share * 4) {
             match check_media(url, limits) {
-                Ok(()) => media.push(url.as_str()),
+                Ok(()) if kept < media_share => {
+                    media.push(url.as_str());
+                    kept += 1;
+                }
+                Ok(()) => {}
                 Err(why) => {
                     tracing::warn!(plugin, url = %truncate(url, 120), "media dropped: {why}")
                 }
             }
+        }
+        if reply.media.len() > kept {
+            tracing::warn!(
+                plugin,
+                media = reply.media.len(),
+                "only {kept} media items kept"
+            );
         }
     }
     if texts.is_empty() && media.is_empty() {
@@ -267,6 +306,29 @@ mod tests {
             pieces.iter().map(|p| p.chars().count()).collect::<Vec<_>>(),
             [1600, 1600, 1]
         );
+    }
+
+    #[test]
+    fn a_verbose_plugin_cannot_crowd_out_the_others() {
+        let flood = Reply {
+            text: Some("x".repeat(1_000_000)),
+            media: vec![],
+        };
+        let urls: Vec<String> = (0..10_000).map(|i| format!("https://x/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let out = run(&[
+            ("flood", flood),
+            ("pictures", media(&urls)),
+            ("quote", text("Q - A")),
+            ("cat", media(&["https://cataas.com/cat"])),
+        ]);
+        assert!(out.len() <= Limits::default().max_messages);
+        assert!(
+            out.iter()
+                .any(|m| m.media.as_deref() == Some("https://cataas.com/cat"))
+        );
+        let bodies: Vec<&str> = out.iter().filter_map(|m| m.body.as_deref()).collect();
+        assert!(bodies.concat().ends_with("Q - A"), "{:?}", bodies.last());
     }
 
     #[test]

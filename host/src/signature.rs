@@ -4,14 +4,18 @@
 //! The signed string is the full URL Twilio called followed by every form
 //! parameter, sorted by name (byte order), as `name` + `value` with no
 //! separators; the values of a repeated name are sorted and counted once
-//! each. It is signed with HMAC-SHA1 keyed by the account's Auth Token and
-//! base64-encoded. Because Twilio's back end is inconsistent about default
-//! ports, a signature is accepted for the URL with and without its port.
+//! each. It is signed with HMAC-SHA1 keyed by the account's Auth Token (or,
+//! for webhooks signed with a SharedKey, HMAC-SHA256 keyed by its secret)
+//! and base64-encoded. Because Twilio's back end is inconsistent about
+//! default ports, a signature is accepted for the URL with and without its
+//! port. A URL carrying `bodySHA256` signs the URL alone; the body must
+//! then hash to that value.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
+use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use subtle::ConstantTimeEq;
 
@@ -32,23 +36,103 @@ pub fn canonical(url: &str, params: &[(String, String)]) -> String {
     out
 }
 
+/// The HMAC of a signature.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Keyed by the account's Auth Token: the default.
+    HmacSha1,
+    /// Keyed by a SharedKey's secret, announced by the header
+    /// `X-Twilio-Webhooks-Signature-Settings: key=<id>,algorithm=HMAC_SHA256`.
+    HmacSha256,
+}
+
 /// The base64 HMAC-SHA1 signature of `url` + `params` under `auth_token`.
 pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
-    let mut mac =
-        Hmac::<Sha1>::new_from_slice(auth_token.as_bytes()).expect("HMAC takes any key length");
-    mac.update(canonical(url, params).as_bytes());
-    STANDARD.encode(mac.finalize().into_bytes())
+    sign_with(Algorithm::HmacSha1, auth_token, url, params)
+}
+
+/// The base64 signature of `url` + `params` under `key` with `algorithm`.
+pub fn sign_with(
+    algorithm: Algorithm,
+    key: &str,
+    url: &str,
+    params: &[(String, String)],
+) -> String {
+    let data = canonical(url, params);
+    let digest = match algorithm {
+        Algorithm::HmacSha1 => {
+            let mut mac = Hmac::<Sha1>::new_from_slice(key.as_bytes()).expect("any key length");
+            mac.update(data.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+        Algorithm::HmacSha256 => {
+            let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).expect("any key length");
+            mac.update(data.as_bytes());
+            mac.finalize().into_bytes().to_vec()
+        }
+    };
+    STANDARD.encode(digest)
+}
+
+/// Whether `signature` is a valid HMAC-SHA1 signature under `auth_token`.
+pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+    verify_with(Algorithm::HmacSha1, auth_token, url, params, signature)
 }
 
 /// Whether `signature` is valid for the request, comparing in constant time.
 /// Like Twilio's libraries, tries the URL with its port (the scheme's
 /// default port added if it has none) and without any port.
-pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+pub fn verify_with(
+    algorithm: Algorithm,
+    key: &str,
+    url: &str,
+    params: &[(String, String)],
+    signature: &str,
+) -> bool {
     let [with_port, without_port] = port_variants(url);
     // Evaluate both, so the time taken does not depend on which matched.
-    let a = ct_eq(&sign(auth_token, &with_port, params), signature);
-    let b = ct_eq(&sign(auth_token, &without_port, params), signature);
+    let a = ct_eq(&sign_with(algorithm, key, &with_port, params), signature);
+    let b = ct_eq(&sign_with(algorithm, key, &without_port, params), signature);
     a | b
+}
+
+/// The `bodySHA256` query parameter of `url`, if it has one.
+pub fn body_sha256_param(url: &str) -> Option<String> {
+    let query = url.split_once('?')?.1;
+    let query = query.split('#').next().unwrap_or_default();
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(name, _)| name == "bodySHA256")
+        .map(|(_, value)| value.into_owned())
+}
+
+/// Whether `body` hashes to `expected_hex` (SHA-256, hex), in constant time.
+pub fn body_matches(body: &[u8], expected_hex: &str) -> bool {
+    let actual: String = Sha256::digest(body)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    ct_eq(&actual, &expected_hex.to_ascii_lowercase())
+}
+
+/// What `X-Twilio-Webhooks-Signature-Settings` (`key=<id>,algorithm=<alg>`)
+/// says, read as Twilio's Python helper library reads it: parts without
+/// `=` or with other names are ignored, the algorithm's case does not
+/// matter, and no `algorithm` means HMAC-SHA1. An algorithm this code does
+/// not know is `Err(name)`: such a request cannot be validated.
+pub fn parse_settings(header: &str) -> (Option<String>, Result<Algorithm, String>) {
+    let value = |wanted: &str| {
+        header.split(',').find_map(|part| {
+            let (name, value) = part.split_once('=')?;
+            (name.trim() == wanted && !value.trim().is_empty()).then(|| value.trim().to_owned())
+        })
+    };
+    let algorithm = match value("algorithm") {
+        None => Ok(Algorithm::HmacSha1),
+        Some(a) if a.eq_ignore_ascii_case("HMAC_SHA1") => Ok(Algorithm::HmacSha1),
+        Some(a) if a.eq_ignore_ascii_case("HMAC_SHA256") => Ok(Algorithm::HmacSha256),
+        Some(other) => Err(other),
+    };
+    (value("key"), algorithm)
 }
 
 fn ct_eq(a: &str, b: &str) -> bool {
@@ -89,6 +173,7 @@ mod tests {
     use super::*;
 
     const TOKEN: &str = "12345";
+    const SHARED_KEY_VECTOR: &str = "iwOZCFCgsf1lZRuIVob5xh6MS+e56XvT2JyqSGp3ZtY=";
 
     fn vector_params() -> Vec<(String, String)> {
         [
@@ -161,6 +246,87 @@ mod tests {
         .collect();
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
         assert_eq!(sign(TOKEN, url, &p), "IK+Dwps556ElfBT0I3Rgjkr1wJU=");
+    }
+
+    /// The JSON-body vector: the signature covers the URL alone, and the
+    /// body must hash to the URL's `bodySHA256`.
+    #[test]
+    fn body_sha256_vector() {
+        let body = br#"{"property": "value", "boolean": true}"#;
+        let hash = "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620";
+        let url = format!("https://mycompany.com/myapp.php?foo=1&bar=2&bodySHA256={hash}");
+        assert_eq!(body_sha256_param(&url).as_deref(), Some(hash));
+        assert!(body_matches(body, hash));
+        assert!(!body_matches(b"{}", hash));
+        assert_eq!(sign(TOKEN, &url, &[]), "a9nBmqA0ju/hNViExpshrM61xv4=");
+        assert!(verify(TOKEN, &url, &[], "a9nBmqA0ju/hNViExpshrM61xv4="));
+        assert_eq!(body_sha256_param("https://x/y?foo=1"), None);
+    }
+
+    /// HMAC-SHA256 (SharedKey) over the same canonical string. Expected
+    /// value computed with Twilio's Python helper library 9.13
+    /// (`RequestValidator`) for key "shared-secret".
+    #[test]
+    fn shared_key_sha256() {
+        let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+        let sig = sign_with(
+            Algorithm::HmacSha256,
+            "shared-secret",
+            url,
+            &vector_params(),
+        );
+        assert_eq!(sig, SHARED_KEY_VECTOR);
+        assert!(verify_with(
+            Algorithm::HmacSha256,
+            "shared-secret",
+            url,
+            &vector_params(),
+            &sig
+        ));
+        assert!(!verify_with(
+            Algorithm::HmacSha1,
+            "shared-secret",
+            url,
+            &vector_params(),
+            &sig
+        ));
+        let portful = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
+        assert!(verify_with(
+            Algorithm::HmacSha256,
+            "shared-secret",
+            portful,
+            &vector_params(),
+            &sig
+        ));
+    }
+
+    #[test]
+    fn settings_header() {
+        use Algorithm::*;
+        let cases: [(&str, Option<&str>, Result<Algorithm, String>); 7] = [
+            (
+                "key=KS123,algorithm=HMAC_SHA256",
+                Some("KS123"),
+                Ok(HmacSha256),
+            ),
+            (
+                " algorithm=hmac_sha256 , key=KS9 ",
+                Some("KS9"),
+                Ok(HmacSha256),
+            ),
+            ("key=KS1", Some("KS1"), Ok(HmacSha1)),
+            ("", None, Ok(HmacSha1)),
+            ("key=,algorithm=,junk", None, Ok(HmacSha1)),
+            ("algorithm=HMAC_SHA1,x=1", None, Ok(HmacSha1)),
+            ("key=K,algorithm=MD5", Some("K"), Err("MD5".into())),
+        ];
+        for (header, key, algorithm) in cases {
+            assert_eq!(
+                parse_settings(header),
+                (key.map(String::from), algorithm),
+                "{header}"
+            );
+        }
     }
 
     #[test]

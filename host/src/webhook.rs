@@ -13,20 +13,86 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use tokio::sync::Semaphore;
 
 /// Everything the handlers need.
 pub struct AppState {
     pub dispatcher: Dispatcher,
     pub auth: Option<Auth>,
+    /// Permits for messages handled at once (load shedding).
+    pub in_flight: Arc<Semaphore>,
+    /// Replies by idempotency token, for Twilio's retries.
+    pub replay: Replay,
 }
 
-/// Signature checking: the Auth Token and, when set, the public base URL.
+/// Signature checking: the keys, and how to tell the URL Twilio called.
 pub struct Auth {
-    pub token: Secret,
+    /// The Auth Token (HMAC-SHA1 signatures).
+    pub token: Option<Secret>,
+    /// SharedKey secrets by id (HMAC-SHA256 signatures).
+    pub shared_keys: BTreeMap<String, Secret>,
     pub public_url: Option<String>,
+    /// Rebuild the URL from `X-Forwarded-Proto`/`-Host`.
+    pub trust_forwarded: bool,
+}
+
+/// A bounded memory of recent replies by `I-Twilio-Idempotency-Token`:
+/// Twilio repeats the token when it retries a webhook, and the retry gets
+/// the first reply without the plugins running (and fetching, and
+/// answering) again. Oldest entries go first; entries expire.
+pub struct Replay {
+    capacity: usize,
+    ttl: Duration,
+    entries: Mutex<ReplayEntries>,
+}
+
+/// Replies by token, and the tokens oldest first.
+type ReplayEntries = (HashMap<String, (Instant, Arc<str>)>, VecDeque<String>);
+
+impl Replay {
+    /// Twilio retries within minutes; 15 minutes covers its schedule.
+    const TTL: Duration = Duration::from_secs(15 * 60);
+
+    pub fn new(capacity: usize) -> Self {
+        Replay {
+            capacity,
+            ttl: Self::TTL,
+            entries: Mutex::default(),
+        }
+    }
+
+    fn get(&self, token: &str) -> Option<Arc<str>> {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries
+            .0
+            .get(token)
+            .filter(|(at, _)| at.elapsed() < self.ttl)
+            .map(|(_, xml)| xml.clone())
+    }
+
+    fn put(&self, token: &str, xml: Arc<str>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut guard = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let (map, order) = &mut *guard;
+        if map
+            .insert(token.to_owned(), (Instant::now(), xml))
+            .is_none()
+        {
+            order.push_back(token.to_owned());
+        }
+        while map.len() > self.capacity {
+            match order.pop_front() {
+                Some(oldest) => map.remove(&oldest),
+                None => break,
+            };
+        }
+    }
 }
 
 /// The router, with `max_body` as the request body limit.
@@ -49,6 +115,12 @@ pub enum WebhookError {
     MissingSignature,
     #[error("invalid X-Twilio-Signature")]
     BadSignature,
+    #[error("the request is signed with a key this server does not have: {0}")]
+    UnknownKey(String),
+    #[error("body does not match the bodySHA256 of the URL")]
+    BodyHash,
+    #[error("too many messages at once; retry shortly")]
+    Busy,
     #[error(
         "reloading needs a request from this machine, or `Authorization: Bearer <auth token>` \
          when TWILIO_AUTH_TOKEN is set"
@@ -62,7 +134,14 @@ impl IntoResponse for WebhookError {
             WebhookError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             WebhookError::MissingSignature
             | WebhookError::BadSignature
+            | WebhookError::UnknownKey(_)
+            | WebhookError::BodyHash
             | WebhookError::ReloadForbidden => StatusCode::FORBIDDEN,
+            WebhookError::Busy => {
+                let retry = [(header::RETRY_AFTER, "1")];
+                return (StatusCode::SERVICE_UNAVAILABLE, retry, format!("{self}\n"))
+                    .into_response();
+            }
         };
         (status, format!("{self}\n")).into_response()
     }
@@ -92,30 +171,27 @@ async fn bot(
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
         .collect();
 
+    // Shed load rather than queue without bound; Twilio then tries the
+    // fallback URL.
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        tracing::warn!(
+            "message refused: {} already in flight",
+            state.in_flight.available_permits()
+        );
+        return Err(WebhookError::Busy);
+    };
     if let Some(auth) = &state.auth {
-        let given = headers
-            .get("x-twilio-signature")
-            .and_then(|v| v.to_str().ok())
-            .ok_or(WebhookError::MissingSignature)?;
-        let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-        let url = match &auth.public_url {
-            Some(base) => format!("{base}{path_and_query}"),
-            None => {
-                let host = headers
-                    .get(header::HOST)
-                    .and_then(|h| h.to_str().ok())
-                    .unwrap_or("localhost");
-                format!("http://{host}{path_and_query}")
-            }
-        };
-        if !signature::verify(&auth.token.0, &url, &params, given) {
-            tracing::warn!(
-                url,
-                "request refused: signature does not match (behind a proxy or tunnel, set \
-                 WASMBOT_PUBLIC_URL to the URL Twilio calls)"
-            );
-            return Err(WebhookError::BadSignature);
-        }
+        check_signature(auth, &uri, &headers, &body, &params)?;
+    }
+
+    let token = headers
+        .get("i-twilio-idempotency-token")
+        .and_then(|v| v.to_str().ok())
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .map(str::to_owned);
+    if let Some(xml) = token.as_deref().and_then(|t| state.replay.get(t)) {
+        tracing::info!(token, "retry of a message already answered: same reply");
+        return Ok(twiml_response(xml.to_string()));
     }
 
     let msg = Inbound::from_params(params);
@@ -123,6 +199,9 @@ async fn bot(
     state.dispatcher.registry().wait_ready().await;
     let answer = state.dispatcher.dispatch(msg).await;
     let xml = twiml::render(&answer.messages);
+    if let Some(token) = &token {
+        state.replay.put(token, xml.as_str().into());
+    }
     tracing::info!(
         sid,
         answered = ?answer.answered,
@@ -131,7 +210,95 @@ async fn bot(
         elapsed_ms = started.elapsed().as_millis() as u64,
         "message"
     );
-    Ok(([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response())
+    Ok(twiml_response(xml))
+}
+
+fn twiml_response(xml: String) -> Response {
+    ([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
+}
+
+/// Checks `X-Twilio-Signature` the way Twilio's helper libraries do.
+fn check_signature(
+    auth: &Auth,
+    uri: &axum::http::Uri,
+    headers: &HeaderMap,
+    body: &[u8],
+    params: &[(String, String)],
+) -> Result<(), WebhookError> {
+    let given = headers
+        .get("x-twilio-signature")
+        .and_then(|v| v.to_str().ok())
+        .ok_or(WebhookError::MissingSignature)?;
+    let settings = headers
+        .get("x-twilio-webhooks-signature-settings")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let (key_id, algorithm) = signature::parse_settings(settings);
+    let algorithm = algorithm.map_err(|a| WebhookError::UnknownKey(format!("algorithm {a}")))?;
+    let key = match (algorithm, key_id) {
+        (signature::Algorithm::HmacSha256, Some(id)) => auth
+            .shared_keys
+            .get(&id)
+            .ok_or_else(|| WebhookError::UnknownKey(format!("SharedKey {id}")))?,
+        (signature::Algorithm::HmacSha256, None) => {
+            return Err(WebhookError::UnknownKey(
+                "HMAC_SHA256 without a key id".into(),
+            ));
+        }
+        (signature::Algorithm::HmacSha1, _) => auth
+            .token
+            .as_ref()
+            .ok_or_else(|| WebhookError::UnknownKey("the Auth Token (TWILIO_AUTH_TOKEN)".into()))?,
+    };
+
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let first = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+    };
+    let url = match &auth.public_url {
+        Some(base) => format!("{base}{path_and_query}"),
+        None => {
+            let host = (auth
+                .trust_forwarded
+                .then(|| first("x-forwarded-host"))
+                .flatten())
+            .or_else(|| first("host"))
+            .unwrap_or("localhost");
+            let scheme = auth
+                .trust_forwarded
+                .then(|| first("x-forwarded-proto"))
+                .flatten()
+                .filter(|p| matches!(*p, "http" | "https"))
+                .unwrap_or("http");
+            format!("{scheme}://{host}{path_and_query}")
+        }
+    };
+
+    // A URL with bodySHA256 signs the URL alone; the body must match it.
+    let signed_params = match signature::body_sha256_param(&url) {
+        Some(hash) => {
+            if !signature::body_matches(body, &hash) {
+                return Err(WebhookError::BodyHash);
+            }
+            &[][..]
+        }
+        None => params,
+    };
+    if signature::verify_with(algorithm, &key.0, &url, signed_params, given) {
+        Ok(())
+    } else {
+        tracing::warn!(
+            url,
+            "request refused: signature does not match (behind a proxy or tunnel, set \
+             WASMBOT_PUBLIC_URL to the URL Twilio calls)"
+        );
+        Err(WebhookError::BadSignature)
+    }
 }
 
 async fn healthz(State(state): State<Arc<AppState>>) -> Response {
@@ -166,14 +333,15 @@ async fn reload(
     State(state): State<Arc<AppState>>,
     req: axum::extract::Request,
 ) -> Result<Response, WebhookError> {
-    let allowed = match &state.auth {
-        Some(auth) => req
+    let token = state.auth.as_ref().and_then(|auth| auth.token.as_ref());
+    let allowed = match token {
+        Some(token) => req
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.strip_prefix("Bearer "))
             .is_some_and(|given| {
-                subtle::ConstantTimeEq::ct_eq(given.as_bytes(), auth.token.0.as_bytes()).into()
+                subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.0.as_bytes()).into()
             }),
         None => req
             .extensions()
@@ -225,4 +393,38 @@ async fn plugins(State(state): State<Arc<AppState>>) -> Response {
         "now": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replay_remembers_the_newest_and_forgets_the_oldest() {
+        let replay = Replay::new(2);
+        replay.put("a", "A".into());
+        replay.put("b", "B".into());
+        assert_eq!(replay.get("a").as_deref(), Some("A"));
+        replay.put("c", "C".into());
+        assert_eq!(replay.get("a"), None);
+        assert_eq!(replay.get("b").as_deref(), Some("B"));
+        assert_eq!(replay.get("c").as_deref(), Some("C"));
+        replay.put("c", "C2".into());
+        assert_eq!(
+            replay.get("b").as_deref(),
+            Some("B"),
+            "an update is no new entry"
+        );
+        assert_eq!(replay.get("c").as_deref(), Some("C2"));
+
+        let expired = Replay {
+            ttl: Duration::ZERO,
+            ..Replay::new(2)
+        };
+        expired.put("a", "A".into());
+        assert_eq!(expired.get("a"), None);
+        let off = Replay::new(0);
+        off.put("a", "A".into());
+        assert_eq!(off.get("a"), None);
+    }
 }

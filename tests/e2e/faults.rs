@@ -141,3 +141,154 @@ async fn a_missing_plugins_folder_serves_the_apology() {
     );
     bot.stop().await;
 }
+
+/// Each attack of the hostile fixture, sent with "quote and a cat": what
+/// the hostile plugin's own outcome must be. quote and cat always answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_hurt_only_themselves() {
+    let stub = Stub::start().await;
+    let (quote_url, slow_url) = (stub.url("/random"), stub.url("/slow"));
+    let bot = Bot::start(
+        &[
+            ("quote.wasm", QUOTE),
+            ("cat.wasm", CAT),
+            ("hostile.wasm", HOSTILE),
+        ],
+        |c| {
+            c.env.insert("WASMBOT_QUOTE_URL".into(), quote_url);
+            c.env.insert("WASMBOT_HOSTILE_SLOW_URL".into(), slow_url);
+            c.plugin_timeout = Duration::from_millis(1500);
+        },
+    )
+    .await;
+    enum Outcome {
+        Failed(&'static str),
+        Says(&'static str),
+        /// Starts with the first, contains the second.
+        SaysWith(&'static str, &'static str),
+    }
+    use Outcome::*;
+    let attacks = [
+        ("membomb", Failed("trapped: ")),
+        // Rust's shadow stack lives in linear memory: overflowing it is an
+        // out-of-bounds access before wasmtime's own stack limit is hit.
+        ("recurse", Failed("trapped: wasm trap: out of bounds")),
+        ("bigtext", Says("xxxxxxxx")),
+        ("manymedia", Says("")),
+        (
+            "forbidden",
+            Says("forbidden: Error::Denied(\"169.254.169.254 is not an allowed host\")"),
+        ),
+        (
+            "private",
+            SaysWith(
+                "private: Error::Denied(\"localhost is ",
+                "a non-public address",
+            ),
+        ),
+        ("slowhttp", Says("slowhttp: Error::Timeout")),
+        (
+            "manyhttp",
+            Says(
+                "manyhttp: 10 ok, last: Error::Denied(\"limit of 10 requests per message reached\")",
+            ),
+        ),
+        ("files", Says("files: false; env: false; socket: false")),
+    ];
+    for (attack, outcome) in attacks {
+        let started = Instant::now();
+        let msg = wasmbot::message::Inbound::from_params(whatsapp_form(&format!(
+            "quote and a cat {attack}"
+        )));
+        let answer = bot.state.dispatcher.dispatch(msg).await;
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_millis(2500),
+            "{attack}: took {took:?}"
+        );
+        let cat = answer
+            .messages
+            .iter()
+            .filter(|m| m.media.as_deref() == Some(CAT_URL));
+        assert_eq!(cat.count(), 1, "{attack}: {:?}", answer.messages);
+        let bodies: Vec<&str> = answer
+            .messages
+            .iter()
+            .filter_map(|m| m.body.as_deref())
+            .collect();
+        let body = bodies.join("\n\n");
+        assert!(body.contains(STUB_QUOTE), "{attack}: {body:.200}");
+        assert!(answer.messages.len() <= 5, "{attack}");
+        for m in &answer.messages {
+            let chars = m.body.as_deref().unwrap_or_default().chars().count();
+            assert!(chars <= 1600, "{attack}: {chars}");
+        }
+        match outcome {
+            Failed(reason) => {
+                assert_eq!(answer.answered, ["quote", "cat"], "{attack}");
+                let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
+                assert!(
+                    failed["hostile"].starts_with(reason),
+                    "{attack}: {failed:?}"
+                );
+            }
+            Says(text) => {
+                assert_eq!(answer.answered, ["hostile", "quote", "cat"], "{attack}");
+                assert!(body.starts_with(text), "{attack}: {body:.200}");
+            }
+            SaysWith(start, part) => {
+                assert_eq!(answer.answered, ["hostile", "quote", "cat"], "{attack}");
+                assert!(body.starts_with(start), "{attack}: {body:.200}");
+                assert!(body.contains(part), "{attack}: {body:.200}");
+            }
+        }
+    }
+    // Over real HTTP too, and the server is still fine afterwards.
+    let reply = bot.message("quote and a cat membomb").await;
+    assert_eq!(reply.twiml(), twiml(&[(Some(STUB_QUOTE), Some(CAT_URL))]));
+    let listing = bot.plugins().await;
+    let hostile = &listing["plugins"][0];
+    assert_eq!(hostile["name"], "hostile");
+    assert!(hostile["failures"].as_u64().unwrap() >= 3, "{hostile}");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_failing_in_a_row_is_disabled_until_a_rescan() {
+    let bot = Bot::start(&[("cat.wasm", CAT), ("trap.wasm", TRAP)], |c| {
+        c.disable_after_failures = 3;
+    })
+    .await;
+    let cat = twiml(&[(None, Some(CAT_URL))]);
+    for _ in 0..5 {
+        assert_eq!(bot.message("cat").await.twiml(), cat);
+    }
+    let trap = |listing: &serde_json::Value| {
+        listing["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "trap")
+            .unwrap()
+            .clone()
+    };
+    let stats = trap(&bot.plugins().await);
+    assert_eq!(stats["disabled"], true, "{stats}");
+    assert_eq!(stats["calls"], 3, "not called once disabled: {stats}");
+    assert!(
+        stats["last_failure"].as_str().unwrap().contains("boom"),
+        "{stats}"
+    );
+
+    let reload = bot
+        .client
+        .post(bot.url("/plugins/reload"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reload.status(), 200);
+    let stats = trap(&bot.plugins().await);
+    assert_eq!(stats["disabled"], false, "{stats}");
+    assert_eq!(stats["consecutive_failures"], 0, "{stats}");
+    bot.stop().await;
+}

@@ -161,3 +161,62 @@ async fn shutdown_lets_messages_in_flight_finish() {
     let xml = in_flight.await.unwrap();
     assert!(bundled_quotes().contains(&only_body(&xml)), "{xml}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_with_the_same_idempotency_token_gets_the_same_reply() {
+    let stub = Stub::start().await;
+    let url = stub.url("/counted");
+    let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
+        c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+    })
+    .await;
+    let form = whatsapp_form("quote");
+    let token = |t| [("i-twilio-idempotency-token", t)];
+    let first = bot.post_form(&form, &token("t-1")).await.twiml().to_owned();
+    assert_eq!(only_body(&first), "Call 1. - Counter");
+    let retry = bot.post_form(&form, &token("t-1")).await.twiml().to_owned();
+    assert_eq!(retry, first, "a retry must not run the plugins again");
+    let other = bot.post_form(&form, &token("t-2")).await.twiml().to_owned();
+    assert_eq!(only_body(&other), "Call 2. - Counter");
+    let untokened = bot.message("quote").await.twiml().to_owned();
+    assert_eq!(only_body(&untokened), "Call 3. - Counter");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_the_in_flight_cap_messages_are_shed_with_503() {
+    let stub = Stub::start().await;
+    let slow = stub.url("/slow");
+    let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
+        c.env.insert("WASMBOT_QUOTE_URL".into(), slow);
+        c.max_in_flight = 1;
+    })
+    .await;
+    let (client, url) = (bot.client.clone(), bot.url("/bot"));
+    let slow_one = tokio::spawn(async move {
+        client
+            .post(url)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&whatsapp_form("quote")))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16()
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let shed = bot
+        .client
+        .post(bot.url("/bot"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(form_body(&whatsapp_form("hello")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(shed.status(), 503);
+    assert_eq!(shed.headers()["retry-after"], "1");
+    assert_eq!(slow_one.await.unwrap(), 200);
+    // Capacity is back once the slow one is answered.
+    assert_eq!(bot.message("hello").await.status, 200);
+    bot.stop().await;
+}

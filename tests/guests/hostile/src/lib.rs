@@ -18,9 +18,9 @@
 wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
 
 use exports::wasmbot::plugin::handler::Guest;
+use wasmbot::plugin::config;
 use wasmbot::plugin::http::{self, Method, Request};
 use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting};
-use wasmbot::plugin::config;
 
 struct Hostile;
 
@@ -89,11 +89,16 @@ impl Guest for Hostile {
         if body.contains("manymedia") {
             return Ok(Some(Reply {
                 text: None,
-                media: (0..10_000).map(|i| format!("https://media.example/{i}.jpg")).collect(),
+                media: (0..10_000)
+                    .map(|i| format!("https://media.example/{i}.jpg"))
+                    .collect(),
             }));
         }
         if body.contains("forbidden") {
-            return text(format!("forbidden: {}", get("http://169.254.169.254/latest/meta-data/".into())));
+            return text(format!(
+                "forbidden: {}",
+                get("http://169.254.169.254/latest/meta-data/".into())
+            ));
         }
         if body.contains("private") {
             let url = config::get("local_url").unwrap_or_default();
@@ -105,9 +110,14 @@ impl Guest for Hostile {
         }
         if body.contains("manyhttp") {
             let url = config::get("slow_url").unwrap_or_default();
-            let outcomes: Vec<String> = (0..100).map(|_| get(url.replace("/slow", "/random"))).collect();
+            let outcomes: Vec<String> = (0..100)
+                .map(|_| get(url.replace("/slow", "/random")))
+                .collect();
             let ok = outcomes.iter().filter(|o| o.starts_with("status")).count();
-            return text(format!("manyhttp: {ok} ok, last: {}", outcomes.last().unwrap()));
+            return text(format!(
+                "manyhttp: {ok} ok, last: {}",
+                outcomes.last().unwrap()
+            ));
         }
         if body.contains("files") {
             let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len());
