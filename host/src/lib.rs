@@ -27,7 +27,6 @@ use std::sync::Arc;
 pub struct Server {
     pub state: Arc<webhook::AppState>,
     pub registry: Arc<registry::Registry>,
-    max_body: usize,
     watch: bool,
 }
 
@@ -88,15 +87,15 @@ impl Server {
                 auth,
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
                 replay: webhook::Replay::new(config.idempotency_cache),
+                max_body: config.max_request_body,
             }),
             registry,
-            max_body: config.max_request_body,
             watch: config.watch,
         })
     }
 
     pub fn router(&self) -> axum::Router {
-        webhook::router(self.state.clone(), self.max_body)
+        webhook::router(self.state.clone())
     }
 
     /// Loads the plugins, keeps them in step with the folder (watcher,

@@ -182,6 +182,57 @@ fn split_body(body: &str, max: usize) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn any_reply() -> impl Strategy<Value = Reply> {
+        let text = proptest::option::of(prop_oneof![
+            ".{0,40}",
+            "[a-z &<>\"'\n]{0,3000}",
+            "\\PC{0,2000}",
+            any::<String>(),
+        ]);
+        let url = prop_oneof!["https://[a-z]{1,8}/[a-z0-9&<>?=]{0,20}", ".{0,30}"];
+        (text, proptest::collection::vec(url, 0..15))
+            .prop_map(|(text, media)| Reply { text, media })
+    }
+
+    proptest! {
+        /// Whatever the plugins answer, the TwiML is well-formed XML within
+        /// Twilio's limits: at most `max_messages` messages, each with a
+        /// body of at most 1600 characters or a media item, and far below
+        /// 64 kB.
+        #[test]
+        fn always_well_formed_and_within_limits(
+            replies in proptest::collection::vec(any_reply(), 0..6)
+        ) {
+            let named: Vec<(String, Reply)> =
+                replies.into_iter().enumerate().map(|(i, r)| (format!("p{i}"), r)).collect();
+            let limits = Limits::default();
+            let out = merge(named.iter().map(|(n, r)| (n.as_str(), r)), SORRY, &limits);
+            prop_assert!(!out.is_empty() && out.len() <= limits.max_messages);
+            for m in &out {
+                prop_assert!(m.body.is_some() || m.media.is_some());
+                if let Some(body) = &m.body {
+                    prop_assert!(!body.is_empty() && body.chars().count() <= 1600);
+                }
+            }
+            let xml = crate::twiml::render(&out);
+            prop_assert!(xml.len() < 64_000, "{} bytes", xml.len());
+            let mut reader = quick_xml::Reader::from_str(&xml);
+            let mut messages = 0;
+            loop {
+                match reader.read_event() {
+                    Ok(quick_xml::events::Event::Eof) => break,
+                    Ok(quick_xml::events::Event::Start(e)) if e.name().as_ref() == b"Message" => {
+                        messages += 1
+                    }
+                    Ok(_) => {}
+                    Err(e) => prop_assert!(false, "malformed XML: {}\n{}", e, xml),
+                }
+            }
+            prop_assert_eq!(messages, out.len());
+        }
+    }
 
     const SORRY: &str = "Apologies, I do not understand what you really asked.";
 

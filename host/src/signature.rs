@@ -171,6 +171,47 @@ fn port_variants(url: &str) -> [String; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// The order Twilio (or a proxy) sends parameters in never matters,
+        /// and a repeated identical pair counts once.
+        #[test]
+        fn canonical_ignores_order_and_repeats(
+            url in "https?://[a-z]{1,10}(:[0-9]{2,4})?/[a-z/?=&]{0,20}",
+            mut pairs in proptest::collection::vec(("[A-Za-z]{1,6}", ".{0,8}"), 0..12),
+            seed in any::<u64>(),
+        ) {
+            let original = canonical(&url, &pairs);
+            let repeated: Vec<_> = pairs.iter().chain(pairs.iter()).cloned().collect();
+            prop_assert_eq!(canonical(&url, &repeated), original.clone());
+            // A deterministic shuffle.
+            let len = pairs.len();
+            for i in (1..len).rev() {
+                let j = (seed.wrapping_mul(i as u64 + 7) % (i as u64 + 1)) as usize;
+                pairs.swap(i, j);
+            }
+            prop_assert_eq!(canonical(&url, &pairs), original);
+        }
+
+        /// What is signed verifies, with and without the default port, and
+        /// any change to a value does not.
+        #[test]
+        fn sign_verify_round_trip(
+            token in "[a-f0-9]{32}",
+            host in "[a-z]{1,12}\\.example",
+            pairs in proptest::collection::vec(("[A-Za-z]{1,6}", "[a-z0-9+ ]{0,8}"), 1..10),
+        ) {
+            let url = format!("https://{}/bot?x=1", host);
+            let sig = sign(&token, &url, &pairs);
+            prop_assert!(verify(&token, &url, &pairs, &sig));
+            let with_port = format!("https://{}:443/bot?x=1", host);
+            prop_assert!(verify(&token, &with_port, &pairs, &sig));
+            let mut changed = pairs.clone();
+            changed[0].1.push('!');
+            prop_assert!(!verify(&token, &url, &changed, &sig));
+        }
+    }
 
     const TOKEN: &str = "12345";
     const SHARED_KEY_VECTOR: &str = "iwOZCFCgsf1lZRuIVob5xh6MS+e56XvT2JyqSGp3ZtY=";

@@ -7,12 +7,11 @@ use crate::config::Secret;
 use crate::dispatch::Dispatcher;
 use crate::message::Inbound;
 use crate::{signature, twiml};
-use axum::extract::{ConnectInfo, DefaultBodyLimit, OriginalUri, State};
+use axum::extract::{ConnectInfo, OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use bytes::Bytes;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -27,6 +26,8 @@ pub struct AppState {
     pub in_flight: Arc<Semaphore>,
     /// Replies by idempotency token, for Twilio's retries.
     pub replay: Replay,
+    /// Largest webhook body accepted (413 above).
+    pub max_body: usize,
 }
 
 /// Signature checking: the keys, and how to tell the URL Twilio called.
@@ -95,14 +96,13 @@ impl Replay {
     }
 }
 
-/// The router, with `max_body` as the request body limit.
-pub fn router(state: Arc<AppState>, max_body: usize) -> Router {
+/// The router.
+pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/bot", post(bot))
         .route("/healthz", get(healthz))
         .route("/plugins", get(plugins))
         .route("/plugins/reload", post(reload))
-        .layer(DefaultBodyLimit::max(max_body))
         .with_state(state)
 }
 
@@ -121,6 +121,10 @@ pub enum WebhookError {
     BodyHash,
     #[error("too many messages at once; retry shortly")]
     Busy,
+    #[error("request body too large")]
+    TooLarge,
+    #[error("request body not received in time")]
+    SlowBody,
     #[error(
         "reloading needs a request from this machine, or `Authorization: Bearer <auth token>` \
          when TWILIO_AUTH_TOKEN is set"
@@ -137,6 +141,8 @@ impl IntoResponse for WebhookError {
             | WebhookError::UnknownKey(_)
             | WebhookError::BodyHash
             | WebhookError::ReloadForbidden => StatusCode::FORBIDDEN,
+            WebhookError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            WebhookError::SlowBody => StatusCode::REQUEST_TIMEOUT,
             WebhookError::Busy => {
                 let retry = [(header::RETRY_AFTER, "1")];
                 return (StatusCode::SERVICE_UNAVAILABLE, retry, format!("{self}\n"))
@@ -151,7 +157,7 @@ async fn bot(
     State(state): State<Arc<AppState>>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Result<Response, WebhookError> {
     let started = Instant::now();
     let is_form = headers
@@ -165,11 +171,16 @@ async fn bot(
     if !is_form {
         return Err(WebhookError::UnsupportedMediaType);
     }
-    // Lenient: every pair is kept, repeated names included; bad escapes
-    // and invalid UTF-8 are decoded lossily rather than refused.
-    let params: Vec<(String, String)> = form_urlencoded::parse(&body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect();
+    // A client that sends its body slowly must not hold a connection (and
+    // soon a permit) for long: Twilio sends ~1 KiB at once.
+    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, state.max_body))
+        .await
+    {
+        Ok(Ok(body)) => body,
+        Ok(Err(e)) if is_length_limit(&e) => return Err(WebhookError::TooLarge),
+        Ok(Err(_)) | Err(_) => return Err(WebhookError::SlowBody),
+    };
+    let params = parse_form(&body);
 
     // Shed load rather than queue without bound; Twilio then tries the
     // fallback URL.
@@ -211,6 +222,31 @@ async fn bot(
         "message"
     );
     Ok(twiml_response(xml))
+}
+
+/// Time to receive a whole webhook body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether reading a body failed on its size limit.
+fn is_length_limit(e: &axum::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(err) = source {
+        if err.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
+}
+
+/// Decodes a form body leniently: every pair is kept, in order, repeated
+/// names included; bad escapes and invalid UTF-8 are decoded lossily rather
+/// than refused (Twilio adds parameters without notice; refusing a message
+/// would lose it).
+pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body)
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
 }
 
 fn twiml_response(xml: String) -> Response {
@@ -398,6 +434,30 @@ async fn plugins(State(state): State<Arc<AppState>>) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever Twilio (or anyone) encodes, parsing gives back exactly
+        /// the pairs, in order, repeated names included.
+        #[test]
+        fn form_round_trip(pairs in proptest::collection::vec((".*", ".*"), 0..20)) {
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(&pairs)
+                .finish();
+            prop_assert_eq!(parse_form(body.as_bytes()), pairs.clone());
+            let msg = crate::message::Inbound::from_params(pairs.clone());
+            prop_assert_eq!(msg.params, pairs);
+        }
+
+        /// Arbitrary bytes never panic and never lose a separator-delimited pair.
+        #[test]
+        fn any_bytes_parse(body in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let pairs = parse_form(&body);
+            let nonempty = body.split(|b| *b == b'&').filter(|p| !p.is_empty()).count();
+            prop_assert_eq!(pairs.len(), nonempty);
+            let _ = crate::message::Inbound::from_params(pairs);
+        }
+    }
 
     #[test]
     fn replay_remembers_the_newest_and_forgets_the_oldest() {

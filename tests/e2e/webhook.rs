@@ -220,3 +220,35 @@ async fn past_the_in_flight_cap_messages_are_shed_with_503() {
     assert_eq!(bot.message("hello").await.status, 200);
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_body_trickling_in_is_cut_off_with_408() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let bot = Bot::start(&[("cat.wasm", CAT)], |_| {}).await;
+    let mut conn = tokio::net::TcpStream::connect(bot.addr).await.unwrap();
+    conn.write_all(
+        b"POST /bot HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 100\r\n\r\nBody=c",
+    )
+    .await
+    .unwrap();
+    let started = std::time::Instant::now();
+    let mut response = vec![0; 512];
+    let n = tokio::time::timeout(Duration::from_secs(10), conn.read(&mut response))
+        .await
+        .expect("no answer to a stalled body")
+        .unwrap();
+    let head = String::from_utf8_lossy(&response[..n]);
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    // Other requests were served meanwhile and still are.
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    bot.stop().await;
+}
