@@ -25,7 +25,7 @@ use wasmtime::{
     Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
     StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline,
 };
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -253,6 +253,7 @@ impl Runtime {
             name: "(loading)".into(),
             settings: BTreeMap::new(),
             allow: AllowList::default(),
+            grants: Grants::default(),
         });
         let deadline = Instant::now() + self.limits.describe_timeout;
         let info = self
@@ -274,6 +275,7 @@ impl Runtime {
             .filter_map(|s| Some((s.key.to_ascii_lowercase(), s.default.clone()?)))
             .collect();
         let operator = settings(&info.name);
+        let grants = Grants::from_operator(&operator);
         let mut effective = declared;
         effective.extend(operator.clone());
         let allow = AllowList::new(&effective, &operator);
@@ -281,6 +283,7 @@ impl Runtime {
             name: info.name.clone(),
             settings: effective,
             allow,
+            grants,
         });
         Ok(Plugin {
             info,
@@ -329,8 +332,20 @@ impl Runtime {
         >,
     ) -> Result<R, PluginError> {
         let stderr = StderrTail::default();
-        // Deny by default: no environment, arguments, files or sockets.
-        let wasi = WasiCtx::builder().stderr(stderr.clone()).build();
+        // Deny by default: no environment, arguments, files or sockets,
+        // except what the operator granted.
+        let mut wasi = WasiCtx::builder();
+        wasi.stderr(stderr.clone());
+        for (name, value) in &ctx.grants.env {
+            wasi.env(name, value);
+        }
+        if let Some(dir) = &ctx.grants.dir {
+            wasi.preopened_dir(dir, "/data", FsPerms::ReadOnly)
+                .map_err(|e| {
+                    PluginError::Instantiate(format!("granted folder {}: {e}", dir.display()))
+                })?;
+        }
+        let wasi = wasi.build();
         let state = HostState {
             wasi,
             table: ResourceTable::new(),
@@ -402,6 +417,11 @@ impl Plugin {
         &self.ctx.settings
     }
 
+    /// What the operator granted this plugin.
+    pub fn grants(&self) -> &Grants {
+        &self.ctx.grants
+    }
+
     /// The hosts this plugin may reach over HTTP.
     pub fn allowed_hosts(&self) -> impl Iterator<Item = &str> {
         self.ctx.allow.hosts()
@@ -440,6 +460,43 @@ struct PluginCtx {
     name: String,
     settings: BTreeMap<String, String>,
     allow: AllowList,
+    grants: Grants,
+}
+
+/// What the operator granted a plugin beyond the empty WASI default, in its
+/// settings (a plugin's own declared defaults cannot grant anything):
+/// `grant_env = "TZ,LANG"` passes those variables of the host's
+/// environment; `grant_dir = "/srv/bot-data"` mounts that folder read-only
+/// at `/data`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Grants {
+    /// Names and values of the variables passed.
+    #[serde(serialize_with = "names_only")]
+    pub env: Vec<(String, String)>,
+    pub dir: Option<std::path::PathBuf>,
+}
+
+fn names_only<S: serde::Serializer>(env: &[(String, String)], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(env.iter().map(|(name, _)| name))
+}
+
+impl Grants {
+    fn from_operator(operator: &BTreeMap<String, String>) -> Self {
+        let env = operator
+            .get("grant_env")
+            .map_or("", String::as_str)
+            .split(',')
+            .map(str::trim)
+            .filter(|name| !name.is_empty())
+            .filter_map(|name| Some((name.to_owned(), std::env::var(name).ok()?)))
+            .collect();
+        let dir = operator
+            .get("grant_dir")
+            .map(|d| d.trim())
+            .filter(|d| !d.is_empty())
+            .map(std::path::PathBuf::from);
+        Grants { env, dir }
+    }
 }
 
 /// The state of one store: one call of one plugin.

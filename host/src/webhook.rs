@@ -358,6 +358,7 @@ struct PluginView<'a> {
     loaded_at: u64,
     settings: &'a [crate::runtime::Setting],
     allowed_hosts: Vec<&'a str>,
+    grants: &'a crate::runtime::Grants,
     #[serde(flatten)]
     stats: crate::registry::StatsView,
 }
@@ -415,6 +416,7 @@ async fn plugins(State(state): State<Arc<AppState>>) -> Response {
                     .as_secs(),
                 settings: &info.settings,
                 allowed_hosts: l.plugin.allowed_hosts().collect(),
+                grants: l.plugin.grants(),
                 stats: l.stats.view(),
             }
         })

@@ -193,7 +193,10 @@ async fn hostile_plugins_hurt_only_themselves() {
                 "manyhttp: 10 ok, last: Error::Denied(\"limit of 10 requests per message reached\")",
             ),
         ),
-        ("files", Says("files: false; env: false; socket: false")),
+        (
+            "files",
+            Says("files: false; data: \"\"; write: false; env: \"\"; socket: false"),
+        ),
     ];
     for (attack, outcome) in attacks {
         let started = Instant::now();
@@ -290,5 +293,40 @@ async fn a_plugin_failing_in_a_row_is_disabled_until_a_rescan() {
     let stats = trap(&bot.plugins().await);
     assert_eq!(stats["disabled"], false, "{stats}");
     assert_eq!(stats["consecutive_failures"], 0, "{stats}");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_can_grant_a_folder_and_variables_read_only() {
+    let data = tempfile::tempdir().unwrap();
+    std::fs::write(data.path().join("hello.txt"), "hi from the host").unwrap();
+    let dir = data.path().to_str().unwrap().to_owned();
+    let home = std::env::var("HOME").unwrap_or_default();
+    let bot = Bot::start(&[("hostile.wasm", HOSTILE)], |c| {
+        c.file_plugins.insert(
+            "hostile".into(),
+            [
+                ("grant_dir".to_string(), dir),
+                (
+                    "grant_env".to_string(),
+                    "HOME, NOT_SET_ANYWHERE".to_string(),
+                ),
+            ]
+            .into(),
+        );
+    })
+    .await;
+    let xml = bot.message("files").await.twiml().to_owned();
+    let expected = format!(
+        "files: false; data: &quot;hi from the host&quot;; write: false; env: &quot;{home}&quot;; socket: false"
+    );
+    assert_eq!(only_body(&xml), expected);
+    assert!(!data.path().join("written.txt").exists());
+    let grants = &bot.plugins().await["plugins"][0]["grants"];
+    assert_eq!(
+        grants["env"],
+        serde_json::json!(["HOME"]),
+        "names only, never values"
+    );
     bot.stop().await;
 }

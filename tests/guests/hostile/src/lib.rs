@@ -12,7 +12,7 @@
 //! | `private` | HTTP to the allowed host `localhost`, which resolves to loopback |
 //! | `slowhttp` | HTTP to its `slow_url` setting, which never answers in time |
 //! | `manyhttp` | 100 HTTP requests in one call |
-//! | `files` | tries to read `/etc/passwd`, an environment variable and a socket |
+//! | `files` | tries to read `/etc/passwd`, `/data/hello.txt`, `$HOME` and a socket |
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
@@ -121,12 +121,13 @@ impl Guest for Hostile {
         }
         if body.contains("files") {
             let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len());
-            let env = std::env::var("HOME");
+            let data = std::fs::read_to_string("/data/hello.txt").unwrap_or_default();
+            let written = std::fs::write("/data/written.txt", "x").is_ok();
+            let env = std::env::var("HOME").unwrap_or_default();
             let socket = std::net::TcpStream::connect("127.0.0.1:22").map(|_| ());
             return text(format!(
-                "files: {}; env: {}; socket: {}",
+                "files: {}; data: {data:?}; write: {written}; env: {env:?}; socket: {}",
                 file.is_ok(),
-                env.is_ok(),
                 socket.is_ok()
             ));
         }
