@@ -6,6 +6,8 @@
 //! with [`registry`] (loaded plugins) and [`watcher`] (hot reload),
 //! [`outbound`] (plugins' HTTP), [`signature`] and [`config`] beside it.
 
+pub mod chat;
+pub mod check;
 pub mod config;
 pub mod dispatch;
 pub mod merge;
@@ -31,10 +33,9 @@ pub struct Server {
 }
 
 impl Server {
-    /// Builds the runtime and an empty registry; plugins load on [`Server::run`]
-    /// (or call [`registry::Registry::scan`] yourself).
-    pub fn new(config: &config::Config) -> anyhow::Result<Self> {
-        let runtime = runtime::Runtime::new(
+    /// The WebAssembly runtime `config` asks for.
+    pub fn runtime(config: &config::Config) -> anyhow::Result<runtime::Runtime> {
+        runtime::Runtime::new(
             runtime::Limits {
                 memory: config.plugin_memory,
                 http: outbound::Limits {
@@ -48,7 +49,13 @@ impl Server {
             config.cache_dir.as_deref(),
             config.operator_hosts(),
         )
-        .context("starting the WebAssembly runtime")?;
+        .context("starting the WebAssembly runtime")
+    }
+
+    /// Builds the runtime and an empty registry; plugins load on
+    /// [`Server::run`] or [`Server::start_plugins`].
+    pub fn new(config: &config::Config) -> anyhow::Result<Self> {
+        let runtime = Self::runtime(config)?;
         let settings_config = config.clone();
         let registry = Arc::new(registry::Registry::new(
             Arc::new(runtime),
@@ -75,12 +82,6 @@ impl Server {
                 "the plugin time limit is above 10 s; Twilio gives up on a reply after 15 s"
             );
         }
-        if auth.is_none() {
-            tracing::warn!(
-                "TWILIO_AUTH_TOKEN is not set: requests are NOT authenticated; anyone who \
-                 knows the URL can talk to the bot"
-            );
-        }
         Ok(Server {
             state: Arc::new(webhook::AppState {
                 dispatcher,
@@ -98,17 +99,13 @@ impl Server {
         webhook::router(self.state.clone())
     }
 
-    /// Loads the plugins, keeps them in step with the folder (watcher,
-    /// SIGHUP) and serves on `listener` until `shutdown` resolves; messages
-    /// in flight then finish before this returns.
-    pub async fn run(
-        self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> anyhow::Result<()> {
+    /// Loads the plugins and keeps them in step with the folder (the
+    /// watcher unless `--no-watch`, and SIGHUP) for as long as the returned
+    /// guard lives.
+    pub fn start_plugins(&self) -> anyhow::Result<Background> {
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
         // Watch before the first scan, so no change falls between the two.
-        let _watcher = if self.watch {
+        let watcher = if self.watch {
             match watcher::watch(self.registry.dir(), tx.clone()) {
                 Ok(w) => Some(w),
                 Err(e) => {
@@ -124,33 +121,66 @@ impl Server {
             None
         };
         let _ = tx.send(watcher::Reload::All);
-        let reloads = tokio::spawn(watcher::reload_loop(self.registry.clone(), rx));
+        let mut tasks = vec![tokio::spawn(watcher::reload_loop(
+            self.registry.clone(),
+            rx,
+        ))];
         #[cfg(unix)]
-        let hangup = {
+        {
             use tokio::signal::unix::{SignalKind, signal};
             let mut hup = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-            let tx = tx.clone();
-            tokio::spawn(async move {
+            tasks.push(tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: rescanning the plugins folder");
                     if tx.send(watcher::Reload::All).is_err() {
                         break;
                     }
                 }
-            })
-        };
-        let served = axum::serve(
+            }));
+        }
+        Ok(Background {
+            _watcher: watcher,
+            tasks,
+        })
+    }
+
+    /// Loads the plugins, keeps them in step with the folder and serves on
+    /// `listener` until `shutdown` resolves; messages in flight then finish
+    /// before this returns.
+    pub async fn run(
+        self,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        if self.state.auth.is_none() {
+            tracing::warn!(
+                "TWILIO_AUTH_TOKEN is not set: requests are NOT authenticated; anyone who \
+                 knows the URL can talk to the bot"
+            );
+        }
+        let _background = self.start_plugins()?;
+        axum::serve(
             listener,
             self.router()
                 .into_make_service_with_connect_info::<std::net::SocketAddr>(),
         )
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP");
-        #[cfg(unix)]
-        hangup.abort();
-        reloads.abort();
-        served
+        .context("serving HTTP")
+    }
+}
+
+/// The plugin loading and watching behind a [`Server`]; stops when dropped.
+pub struct Background {
+    _watcher: Option<watcher::Watcher>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
     }
 }
 

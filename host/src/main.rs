@@ -23,6 +23,31 @@ struct Cli {
 enum Command {
     /// Serve the Twilio webhook at POST /bot (the default)
     Serve(ServeArgs),
+    /// Talk to the plugins without a phone: a prompt, or one --message
+    Chat {
+        /// Send this one message, print the reply and exit
+        #[arg(long, short)]
+        message: Option<String>,
+        /// Print the TwiML Twilio would get instead of the messages
+        #[arg(long)]
+        twiml: bool,
+        /// The sender
+        #[arg(long, default_value = "whatsapp:+15550001111")]
+        from: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Load one component, validate it against the plugin contract, show
+    /// what it declares and run it on a sample message
+    Check {
+        /// The component, e.g. plugins/quote.wasm
+        file: std::path::PathBuf,
+        /// The sample message
+        #[arg(long, short, default_value = "ping")]
+        message: String,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -30,25 +55,78 @@ fn main() -> anyhow::Result<()> {
     // Variables already set win over the file.
     let dotenv = dotenvy::dotenv().ok();
     let cli = Cli::parse();
+    // Chat and check print for a person: only warnings go to the log.
+    let quiet = matches!(
+        cli.command,
+        Some(Command::Chat { .. } | Command::Check { .. })
+    );
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WASMBOT_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+            tracing_subscriber::EnvFilter::try_from_env("WASMBOT_LOG").unwrap_or_else(|_| {
+                tracing_subscriber::EnvFilter::new(if quiet { "warn" } else { "info" })
+            }),
         )
         .init();
     if let Some(path) = dotenv {
         tracing::info!(file = %path.display(), "read environment file");
     }
-    let args = match cli.command {
-        Some(Command::Serve(args)) => args,
-        None => cli.serve,
-    };
-    let config = Config::resolve(&args, std::env::vars())?;
-    tokio::runtime::Runtime::new()
-        .context("starting tokio")?
-        .block_on(serve(config))
+    let rt = tokio::runtime::Runtime::new().context("starting tokio")?;
+    match cli.command {
+        None => rt.block_on(serve(Config::resolve(&cli.serve, std::env::vars())?)),
+        Some(Command::Serve(args)) => rt.block_on(serve(Config::resolve(&args, std::env::vars())?)),
+        Some(Command::Chat {
+            message,
+            twiml,
+            from,
+            serve,
+        }) => {
+            let config = Config::resolve(&serve, std::env::vars())?;
+            let options = wasmbot::chat::Options { from, twiml };
+            rt.block_on(chat(config, message, options))
+        }
+        Some(Command::Check {
+            file,
+            message,
+            serve,
+        }) => {
+            let config = Config::resolve(&serve, std::env::vars())?;
+            match rt.block_on(wasmbot::check::check(&config, &file, &message)) {
+                Ok(report) => {
+                    print!("{report}");
+                    Ok(())
+                }
+                Err(report) => {
+                    eprint!("{report}");
+                    std::process::exit(1);
+                }
+            }
+        }
+    }
+}
+
+async fn chat(
+    config: Config,
+    message: Option<String>,
+    options: wasmbot::chat::Options,
+) -> anyhow::Result<()> {
+    let server = wasmbot::Server::new(&config)?;
+    let _background = server.start_plugins()?;
+    server.registry.wait_ready().await;
+    for failure in &server.registry.snapshot().errors {
+        eprintln!("warning: {}: {}", failure.file, failure.error);
+    }
+    match message {
+        Some(message) => {
+            print!(
+                "{}",
+                wasmbot::chat::answer(&server, &message, &options, 1).await
+            );
+            Ok(())
+        }
+        None => Ok(wasmbot::chat::repl(&server, &options).await?),
+    }
 }
 
 async fn serve(config: Config) -> anyhow::Result<()> {

@@ -200,3 +200,105 @@ fn sighup_rescans_the_plugins_folder_without_the_watcher() {
     }
     panic!("SIGHUP did not load the new plugin");
 }
+
+/// Runs `wasmbot ARGS` in a temp folder with `stdin`, returning (success,
+/// stdout, stderr).
+fn run(args: &[&str], env: &[(&str, String)], stdin: &str) -> (bool, String, String) {
+    use std::io::Write as _;
+    let cwd = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(args)
+        .current_dir(cwd.path())
+        .env("XDG_CACHE_HOME", cwd.path().join("cache"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn chat_answers_like_the_bot_without_a_phone() {
+    let stub = stub();
+    let plugins = plugins_dir();
+    let plugins = plugins.to_str().unwrap();
+    let env = [("WASMBOT_QUOTE_URL", format!("http://{stub}/random"))];
+    let (ok, out, err) = run(
+        &["chat", "--plugins", plugins, "--message", "quote and a cat"],
+        &env,
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "bot> From the binary's stub. - Stub\n     [media] https://cataas.com/cat\n"
+    );
+
+    let (ok, out, err) = run(
+        &["chat", "--plugins", plugins, "--twiml", "-m", "cat"],
+        &env,
+        "",
+    );
+    assert!(ok, "{err}");
+    assert_eq!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Response><Message>\
+         <Media>https://cataas.com/cat</Media></Message></Response>\n"
+    );
+
+    // The prompt, fed by a pipe: one reply per line, until end of input.
+    let (ok, out, err) = run(&["chat", "--plugins", plugins], &env, "hello\nquote\n");
+    assert!(ok, "{err}");
+    assert!(out.starts_with("wasmbot chat: 2 plugin(s)"), "{out}");
+    assert!(out.contains("(quote, cat)"), "{out}");
+    assert!(
+        out.contains(
+            "you> bot> Apologies, I do not understand what you really asked.\n\
+             you> bot> From the binary's stub. - Stub\nyou> \n"
+        ),
+        "{out}"
+    );
+}
+
+#[test]
+fn check_validates_describes_and_tries_a_component() {
+    let cat = plugins_dir().join("cat.wasm");
+    let (ok, out, err) = run(&["check", cat.to_str().unwrap(), "-m", "a cat"], &[], "");
+    assert!(ok, "{err}");
+    for expected in [
+        "implements wasmbot:plugin@0.1.0",
+        "name:        cat",
+        "url = \"https://cataas.com/cat\"",
+        "WASMBOT_CAT_URL",
+        "may reach:   cataas.com",
+        "message \"a cat\"",
+        "media: https://cataas.com/cat",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in:\n{out}");
+    }
+    let (ok, out, _) = run(&["check", cat.to_str().unwrap()], &[], "");
+    assert!(ok && out.contains("(stays silent)"), "{out}");
+
+    let (ok, _, err) = run(&["check", "/etc/hostname"], &[], "");
+    assert!(!ok);
+    assert!(
+        err.contains("/etc/hostname: not a WebAssembly component"),
+        "{err}"
+    );
+    let (ok, _, err) = run(&["check", "missing.wasm"], &[], "");
+    assert!(!ok);
+    assert!(err.contains("cannot read missing.wasm"), "{err}");
+}
