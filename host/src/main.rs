@@ -37,6 +37,28 @@ enum Command {
         #[command(flatten)]
         serve: ServeArgs,
     },
+    /// Create a new plugin in plugins/NAME/ that answers ping with pong
+    New {
+        /// The language to write it in
+        #[arg(long, value_enum)]
+        lang: wasmbot::scaffold::Lang,
+        /// Its name: lowercase letters, digits and '-'
+        name: String,
+        /// The plugins folder
+        #[arg(long, env = "WASMBOT_PLUGINS", default_value = "plugins")]
+        plugins: std::path::PathBuf,
+    },
+    /// Build plugin sources (plugins/NAME/) into plugins/NAME.wasm
+    Build {
+        /// The plugins to build [default: every folder in the plugins folder]
+        names: Vec<String>,
+        /// The plugins folder
+        #[arg(long, env = "WASMBOT_PLUGINS", default_value = "plugins")]
+        plugins: std::path::PathBuf,
+        /// The WIT folder of the plugin contract [default: the nearest wit/ above the plugins folder]
+        #[arg(long)]
+        wit: Option<std::path::PathBuf>,
+    },
     /// Load one component, validate it against the plugin contract, show
     /// what it declares and run it on a sample message
     Check {
@@ -85,6 +107,47 @@ fn main() -> anyhow::Result<()> {
             let config = Config::resolve(&serve, std::env::vars())?;
             let options = wasmbot::chat::Options { from, twiml };
             rt.block_on(chat(config, message, options))
+        }
+        Some(Command::New {
+            lang,
+            name,
+            plugins,
+        }) => {
+            let dir = wasmbot::scaffold::new(&plugins, lang, &name)?;
+            println!(
+                "created {}
+next: wasmbot build {name}   (then it answers \"ping\" in a running bot, or: wasmbot chat -m ping)",
+                dir.display()
+            );
+            Ok(())
+        }
+        Some(Command::Build {
+            names,
+            plugins,
+            wit,
+        }) => {
+            let wit = match wit.or_else(|| wasmbot::toolchain::find_wit(&plugins)) {
+                Some(wit) => wit,
+                None => anyhow::bail!(
+                    "no wit/wasmbot.wit above {}; pass --wit DIR",
+                    plugins.display()
+                ),
+            };
+            let target_dir = wasmbot::toolchain::default_target_dir(&wit);
+            let mut failed = 0;
+            for source in wasmbot::toolchain::sources(&plugins, &names)? {
+                match wasmbot::toolchain::build(&source, &wit, &target_dir) {
+                    Ok(out) => println!("built {}", out.display()),
+                    Err(e) => {
+                        failed += 1;
+                        eprintln!("error: {}: {e}", source.display());
+                    }
+                }
+            }
+            if failed > 0 {
+                anyhow::bail!("{failed} plugin(s) failed to build");
+            }
+            Ok(())
         }
         Some(Command::Check {
             file,

@@ -9,8 +9,20 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
+/// Where `cargo build` installed the bundled plugins.
 fn plugins_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../plugins")
+}
+
+/// A plugins folder in `dir` with only the bundled quote and cat (the
+/// repo's folder may hold whatever else a developer built).
+fn bundled_plugins(dir: &std::path::Path) -> PathBuf {
+    let plugins = dir.join("plugins");
+    std::fs::create_dir_all(&plugins).unwrap();
+    for name in ["quote.wasm", "cat.wasm"] {
+        std::fs::copy(plugins_dir().join(name), plugins.join(name)).unwrap();
+    }
+    plugins
 }
 
 /// A quote API stub on a thread of its own: `GET /random`.
@@ -119,7 +131,7 @@ fn serves_quote_and_cat_configured_by_dotenv_and_stops_on_sigterm() {
         format!("WASMBOT_QUOTE_URL=http://{stub}/random\n"),
     )
     .unwrap();
-    let plugins = plugins_dir();
+    let plugins = bundled_plugins(cwd.path());
     let mut bot = start(
         cwd.path(),
         &[
@@ -233,7 +245,8 @@ fn run(args: &[&str], env: &[(&str, String)], stdin: &str) -> (bool, String, Str
 #[test]
 fn chat_answers_like_the_bot_without_a_phone() {
     let stub = stub();
-    let plugins = plugins_dir();
+    let dir = tempfile::tempdir().unwrap();
+    let plugins = bundled_plugins(dir.path());
     let plugins = plugins.to_str().unwrap();
     let env = [("WASMBOT_QUOTE_URL", format!("http://{stub}/random"))];
     let (ok, out, err) = run(

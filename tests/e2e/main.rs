@@ -2,6 +2,7 @@
 //! loopback socket, loading real components compiled from this repo's
 //! sources, talking to a local stub instead of the internet.
 
+mod authoring;
 mod faults;
 mod reload;
 mod signatures;

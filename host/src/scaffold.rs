@@ -1,0 +1,112 @@
+//! `wasmbot new --lang LANG NAME`: a new plugin in `plugins/NAME/`, made
+//! from the templates in `host/templates/LANG/` (built into the binary).
+//! It answers `ping` with `pong` and shows configuration, logging and
+//! outbound HTTP.
+
+use std::path::{Path, PathBuf};
+
+/// Languages a plugin can be written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    Rust,
+    Python,
+}
+
+/// A template file: its path in the new plugin and its text.
+type Template = (&'static str, &'static str);
+
+const RUST: &[Template] = &[
+    ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
+    ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
+    ("README.md", include_str!("../templates/rust/README.md")),
+];
+
+const PYTHON: &[Template] = &[
+    ("app.py", include_str!("../templates/python/app.py")),
+    ("README.md", include_str!("../templates/python/README.md")),
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScaffoldError {
+    #[error(
+        "{0:?} is not a plugin name: use lowercase letters, digits and '-', starting with a letter"
+    )]
+    BadName(String),
+    #[error("{0} already exists")]
+    Exists(PathBuf),
+    #[error("cannot write {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+}
+
+/// Creates `plugins_dir/name/` for `lang`; returns its path.
+pub fn new(plugins_dir: &Path, lang: Lang, name: &str) -> Result<PathBuf, ScaffoldError> {
+    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if !valid {
+        return Err(ScaffoldError::BadName(name.to_owned()));
+    }
+    let dir = plugins_dir.join(name);
+    if dir.exists() || plugins_dir.join(format!("{name}.wasm")).exists() {
+        return Err(ScaffoldError::Exists(dir));
+    }
+    let templates = match lang {
+        Lang::Rust => RUST,
+        Lang::Python => PYTHON,
+    };
+    let env_name = name.to_ascii_uppercase().replace('-', "_");
+    for (path, text) in templates {
+        let path = dir.join(path);
+        let text = text
+            .replace("{{name}}", name)
+            .replace("{{env_name}}", &env_name);
+        let write = || -> std::io::Result<()> {
+            std::fs::create_dir_all(path.parent().expect("a file in the plugin folder"))?;
+            std::fs::write(&path, text)
+        };
+        write().map_err(|e| ScaffoldError::Write(path.clone(), e))?;
+    }
+    Ok(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fills_in_the_templates() {
+        let dir = tempfile::tempdir().unwrap();
+        let made = new(dir.path(), Lang::Rust, "echo-bot").unwrap();
+        let lib = std::fs::read_to_string(made.join("src/lib.rs")).unwrap();
+        assert!(lib.contains(r#"name: "echo-bot".into()"#));
+        assert!(lib.contains("WASMBOT_ECHO_BOT_REPLY"));
+        assert!(!lib.contains("{{"), "a placeholder was left");
+        let toml = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
+        assert!(toml.contains(r#"name = "echo-bot""#));
+
+        let made = new(dir.path(), Lang::Python, "dice").unwrap();
+        let app = std::fs::read_to_string(made.join("app.py")).unwrap();
+        assert!(app.contains(r#"name="dice""#) && !app.contains("{{"));
+    }
+
+    #[test]
+    fn refuses_bad_names_and_existing_plugins() {
+        let dir = tempfile::tempdir().unwrap();
+        for bad in ["", "Echo", "1bot", "a b", "../up", "x_y"] {
+            assert!(
+                matches!(
+                    new(dir.path(), Lang::Rust, bad),
+                    Err(ScaffoldError::BadName(_))
+                ),
+                "{bad}"
+            );
+        }
+        new(dir.path(), Lang::Rust, "twice").unwrap();
+        assert!(matches!(
+            new(dir.path(), Lang::Python, "twice"),
+            Err(ScaffoldError::Exists(_))
+        ));
+    }
+}

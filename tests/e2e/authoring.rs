@@ -1,0 +1,123 @@
+//! Plugins in other languages, from `wasmbot new` to an answer: the real
+//! templates, the real toolchains (cargo for wasm32-wasip2,
+//! componentize-py), loaded by the real server. `.ci/run` installs
+//! componentize-py.
+
+use std::path::{Path, PathBuf};
+use wasmbot::scaffold::{self, Lang};
+use wasmbot::toolchain;
+use wasmbot_tests::fixture::*;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A throwaway repo-like folder: the repo's `wit/` and an empty `plugins/`.
+fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("wit")).unwrap();
+    std::fs::copy(
+        repo().join("wit/wasmbot.wit"),
+        dir.path().join("wit/wasmbot.wit"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    dir
+}
+
+fn build(source: &Path, wit: &Path) -> String {
+    let target = repo().join("target/wasm-guests");
+    match toolchain::build(source, wit, &target) {
+        Ok(out) => out.to_str().unwrap().to_owned(),
+        Err(e) => panic!("building {}: {e}", source.display()),
+    }
+}
+
+async fn answers(component: &str, body: &str, expected: &str) {
+    let bot = Bot::start(&[("plugin.wasm", component)], |c| {
+        c.plugin_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let xml = bot.message(body).await.twiml().to_owned();
+    assert_eq!(only_body(&xml), expected, "{xml}");
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_rust_plugin_builds_and_answers_ping() {
+    let ws = workspace();
+    let source = scaffold::new(&ws.path().join("plugins"), Lang::Rust, "rusty-ping").unwrap();
+    let component = build(&source, &ws.path().join("wit"));
+    assert!(component.ends_with("plugins/rusty-ping.wasm"));
+    answers(&component, "ping", "pong").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_python_plugin_builds_and_answers_ping() {
+    let ws = workspace();
+    let source = scaffold::new(&ws.path().join("plugins"), Lang::Python, "py-ping").unwrap();
+    let component = build(&source, &ws.path().join("wit"));
+    answers(&component, "PING", "pong").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_dice_example_answers_next_to_quote_and_cat() {
+    // Its logic, natively.
+    let unit = std::process::Command::new("python3")
+        .args(["-m", "unittest", "-q"])
+        .current_dir(repo().join("plugins/dice"))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .expect("python3");
+    assert!(
+        unit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unit.stderr)
+    );
+
+    // The component, built from a copy of its sources.
+    let ws = workspace();
+    let source = ws.path().join("plugins/dice");
+    std::fs::create_dir_all(&source).unwrap();
+    for file in ["app.py", "dice.py"] {
+        std::fs::copy(repo().join("plugins/dice").join(file), source.join(file)).unwrap();
+    }
+    let dice = build(&source, &ws.path().join("wit"));
+    let stub = Stub::start().await;
+    let url = stub.url("/random");
+    let bot = Bot::start(
+        &[
+            ("quote.wasm", QUOTE),
+            ("cat.wasm", CAT),
+            ("dice.wasm", &dice),
+        ],
+        |c| {
+            c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+            c.env.insert("WASMBOT_DICE_MAX_DICE".into(), "3".into());
+            c.plugin_timeout = std::time::Duration::from_secs(5);
+        },
+    )
+    .await;
+    let xml = bot
+        .message("quote, a cat and roll 2d6+1")
+        .await
+        .twiml()
+        .to_owned();
+    let body = only_body(&xml);
+    let (quote, roll) = body.split_once("\n\n").unwrap();
+    assert_eq!(quote, STUB_QUOTE);
+    let (dice_part, total) = roll.rsplit_once(" = ").unwrap();
+    let rolls: Vec<u32> = dice_part
+        .trim_start_matches("\u{1f3b2} 2d6+1: ")
+        .split(" + ")
+        .map(|n| n.parse().unwrap())
+        .collect();
+    assert_eq!(rolls.len(), 3, "two dice and the modifier: {roll}");
+    assert!(rolls[..2].iter().all(|r| (1..=6).contains(r)), "{roll}");
+    assert_eq!(total.parse::<u32>().unwrap(), rolls.iter().sum::<u32>());
+    assert!(xml.contains(&format!("<Media>{CAT_URL}</Media>")));
+    // The operator's max_dice applies.
+    let xml = bot.message("roll 4d6").await.twiml().to_owned();
+    assert_eq!(only_body(&xml), APOLOGY);
+    bot.stop().await;
+}
