@@ -14,7 +14,9 @@ pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
 /// (array), `/fail` (500), `/garbage` (200, not JSON), `/slow` (answers
 /// after 5 s), `/same-host` (redirects to `/random`), `/other-host`
 /// (redirects to `/random` on `localhost`, another host name), `/counted`
-/// (a quote that says how often it was fetched: "Call N. - Counter").
+/// (a quote that says how often it was fetched: "Call N. - Counter"),
+/// `/entries/en/{word}` (a dictionaryapi.dev-shaped entry for "cat", 404
+/// for other words).
 pub struct Stub {
     pub addr: SocketAddr,
 }
@@ -60,6 +62,16 @@ impl Stub {
                         [("content-type", "application/json")],
                         format!(r#"{{"content":"Call {n}.","author":"Counter"}}"#),
                     )
+                }),
+            )
+            .route(
+                "/entries/en/{word}",
+                get(|axum::extract::Path(word): axum::extract::Path<String>| async move {
+                    if word != "cat" {
+                        return (axum::http::StatusCode::NOT_FOUND, String::from("[]"));
+                    }
+                    let entry = r#"[{"word":"cat","meanings":[{"partOfSpeech":"noun","definitions":[{"definition":"A small domesticated feline."}]}]}]"#;
+                    (axum::http::StatusCode::OK, entry.to_owned())
                 }),
             )
             .route(

@@ -72,7 +72,16 @@ enum Command {
     },
 }
 
-fn main() -> anyhow::Result<()> {
+fn main() {
+    // Errors end the program with one clear line (and its causes), the
+    // way a command-line tool should; no backtrace.
+    if let Err(e) = run() {
+        eprintln!("error: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> anyhow::Result<()> {
     // The seed read `.flaskenv`; wasmbot reads `.env` when there is one.
     // Variables already set win over the file.
     let dotenv = dotenvy::dotenv().ok();

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 pub enum Lang {
     Rust,
     Python,
+    Js,
 }
 
 /// A template file: its path in the new plugin and its text.
@@ -24,6 +25,11 @@ const RUST: &[Template] = &[
 const PYTHON: &[Template] = &[
     ("app.py", include_str!("../templates/python/app.py")),
     ("README.md", include_str!("../templates/python/README.md")),
+];
+
+const JS: &[Template] = &[
+    ("plugin.js", include_str!("../templates/js/plugin.js")),
+    ("README.md", include_str!("../templates/js/README.md")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +61,7 @@ pub fn new(plugins_dir: &Path, lang: Lang, name: &str) -> Result<PathBuf, Scaffo
     let templates = match lang {
         Lang::Rust => RUST,
         Lang::Python => PYTHON,
+        Lang::Js => JS,
     };
     let env_name = name.to_ascii_uppercase().replace('-', "_");
     for (path, text) in templates {
@@ -89,6 +96,11 @@ mod tests {
         let made = new(dir.path(), Lang::Python, "dice").unwrap();
         let app = std::fs::read_to_string(made.join("app.py")).unwrap();
         assert!(app.contains(r#"name="dice""#) && !app.contains("{{"));
+
+        let made = new(dir.path(), Lang::Js, "js-bot").unwrap();
+        let js = std::fs::read_to_string(made.join("plugin.js")).unwrap();
+        assert!(js.contains("name: 'js-bot'") && js.contains("WASMBOT_JS_BOT_REPLY"));
+        assert!(!js.contains("{{"));
     }
 
     #[test]

@@ -10,10 +10,16 @@ use std::process::Command;
 /// The componentize-py this repo is tested with.
 pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
 
+/// The componentize-js this repo is tested with.
+pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+
 /// What went wrong building one plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
-    #[error("no plugin source in {0}: expected Cargo.toml (Rust) or app.py (Python)")]
+    #[error(
+        "no plugin source in {0}: expected Cargo.toml (Rust), app.py (Python) or plugin.js \
+         (JavaScript)"
+    )]
     UnknownLanguage(PathBuf),
     #[error("{tool} is not installed; {install}")]
     Missing { tool: String, install: String },
@@ -72,6 +78,12 @@ pub fn build(source: &Path, wit: &Path, target_dir: &Path) -> Result<PathBuf, Bu
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .ok_or_else(|| BuildError::Io(format!("{} has no name", source.display())))?;
+    if !source.is_dir() {
+        return Err(BuildError::Io(format!(
+            "no plugin folder {}",
+            source.display()
+        )));
+    }
     let plugins_dir = source.parent().unwrap_or(Path::new("."));
     let out = plugins_dir.join(format!("{name}.wasm"));
     let temp = plugins_dir.join(format!(".{name}.wasm.tmp"));
@@ -79,6 +91,8 @@ pub fn build(source: &Path, wit: &Path, target_dir: &Path) -> Result<PathBuf, Bu
         build_rust(source, target_dir, &temp)?;
     } else if source.join("app.py").is_file() {
         build_python(source, wit, &temp)?;
+    } else if source.join("plugin.js").is_file() {
+        build_js(source, wit, &temp)?;
     } else {
         return Err(BuildError::UnknownLanguage(source.to_owned()));
     }
@@ -150,6 +164,26 @@ fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError>
         .args(["-w", "behaviour", "componentize", "app", "-o"])
         .arg(std::path::absolute(out).map_err(|e| BuildError::Io(e.to_string()))?);
     run(cmd, "componentize-py")
+}
+
+fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
+    if run_output("componentize-js", &["--version"]).is_none() {
+        return Err(BuildError::Missing {
+            tool: "componentize-js".into(),
+            install: format!("run: npm install -g {COMPONENTIZE_JS}"),
+        });
+    }
+    let absolute = |p: &Path| std::path::absolute(p).map_err(|e| BuildError::Io(e.to_string()));
+    let mut cmd = Command::new("componentize-js");
+    cmd.current_dir(source)
+        .arg("plugin.js")
+        .arg("--wit")
+        .arg(absolute(wit)?)
+        .args(["--world-name", "behaviour"])
+        // The host gives plugins its own `http` interface, not wasi:http.
+        .args(["--disable", "http", "fetch-event", "-o"])
+        .arg(absolute(out)?);
+    run(cmd, "componentize-js")
 }
 
 fn run(mut cmd: Command, tool: &str) -> Result<(), BuildError> {

@@ -1,7 +1,7 @@
 //! Plugins in other languages, from `wasmbot new` to an answer: the real
 //! templates, the real toolchains (cargo for wasm32-wasip2,
-//! componentize-py), loaded by the real server. `.ci/run` installs
-//! componentize-py.
+//! componentize-py, componentize-js), loaded by the real server. `.ci/run`
+//! installs componentize-py and componentize-js.
 
 use std::path::{Path, PathBuf};
 use wasmbot::scaffold::{self, Lang};
@@ -119,5 +119,66 @@ async fn the_python_dice_example_answers_next_to_quote_and_cat() {
     // The operator's max_dice applies.
     let xml = bot.message("roll 4d6").await.twiml().to_owned();
     assert_eq!(only_body(&xml), APOLOGY);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_js_plugin_builds_and_answers_ping() {
+    let ws = workspace();
+    let source = scaffold::new(&ws.path().join("plugins"), Lang::Js, "js-ping").unwrap();
+    let component = build(&source, &ws.path().join("wit"));
+    answers(&component, "ping", "pong").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_js_define_example_answers_from_its_upstream() {
+    // Its logic, natively.
+    let unit = std::process::Command::new("node")
+        .arg("--test")
+        .current_dir(repo().join("plugins/define"))
+        .output()
+        .expect("node");
+    assert!(
+        unit.status.success(),
+        "{}",
+        String::from_utf8_lossy(&unit.stdout)
+    );
+
+    let ws = workspace();
+    let source = ws.path().join("plugins/define");
+    std::fs::create_dir_all(&source).unwrap();
+    for file in ["plugin.js", "logic.js"] {
+        std::fs::copy(repo().join("plugins/define").join(file), source.join(file)).unwrap();
+    }
+    let define = build(&source, &ws.path().join("wit"));
+    let stub = Stub::start().await;
+    let (quote_url, dictionary) = (stub.url("/random"), stub.url("/entries/en/"));
+    let bot = Bot::start(
+        &[
+            ("quote.wasm", QUOTE),
+            ("cat.wasm", CAT),
+            ("define.wasm", &define),
+        ],
+        |c| {
+            c.env.insert("WASMBOT_QUOTE_URL".into(), quote_url);
+            c.env.insert("WASMBOT_DEFINE_URL".into(), dictionary);
+            c.plugin_timeout = std::time::Duration::from_secs(5);
+        },
+    )
+    .await;
+    // "define cat" also says "cat": the cat plugin answers too.
+    let xml = bot.message("define cat").await.twiml().to_owned();
+    assert_eq!(
+        xml,
+        twiml(&[(
+            Some("cat (noun): A small domesticated feline."),
+            Some(CAT_URL)
+        )])
+    );
+    let xml = bot.message("define zyzzyva").await.twiml().to_owned();
+    assert_eq!(
+        only_body(&xml),
+        "I found no definition of &quot;zyzzyva&quot;."
+    );
     bot.stop().await;
 }

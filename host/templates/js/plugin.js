@@ -1,0 +1,53 @@
+// {{name}}: a wasmbot behaviour plugin in JavaScript.
+//
+// Answers "ping" with "pong" (setting `reply`), and "status" with the HTTP
+// status of its `status_url` setting. The imports are the host's
+// interfaces from the repo's WIT; `wasmbot build {{name}}` makes the
+// component with componentize-js. Records are objects with camelCase
+// fields, enums are strings, option<T> is T or undefined; a WIT result
+// error from an import is thrown (its `payload` is { tag, val }), and
+// throwing from handle() reports this plugin's failure.
+
+import { get } from 'wasmbot:plugin/config@0.1.0';
+import { log } from 'wasmbot:plugin/log@0.1.0';
+import { send } from 'wasmbot:plugin/http@0.1.0';
+
+/** The decision logic: what to answer `body` with, if anything. */
+export function answer(body, reply) {
+  return body.trim().toLowerCase() === 'ping' ? reply : null;
+}
+
+export const handler = {
+  describe() {
+    return {
+      name: '{{name}}',
+      version: '0.1.0',
+      description: 'Answers ping with pong',
+      priority: 100,
+      settings: [
+        { key: 'reply', default: 'pong', description: 'what to answer ping with' },
+        // A URL setting also allows HTTP to its host.
+        { key: 'status_url', default: 'https://status.example.com/', description: 'checked when someone sends "status"' },
+      ],
+    };
+  },
+
+  handle(msg) {
+    // Configuration: WASMBOT_{{env_name}}_REPLY or [plugins.{{name}}].
+    const text = answer(msg.body, get('reply') ?? 'pong');
+    if (text !== null) {
+      log('info', `ping from ${msg.messageSid}`);
+      return { text, media: [] };
+    }
+    if (msg.body.trim().toLowerCase() === 'status') {
+      // Outbound HTTP goes through the host: allowed hosts only.
+      try {
+        const response = send({ method: 'get', url: get('status_url') ?? '', headers: [], body: undefined });
+        return { text: `status: HTTP ${response.status}`, media: [] };
+      } catch (e) {
+        return { text: `status unknown: ${JSON.stringify(e.payload ?? String(e))}`, media: [] };
+      }
+    }
+    return undefined; // not for us: stay silent
+  },
+};
