@@ -198,6 +198,23 @@ impl Bot {
         self.post_form(&whatsapp_form(body), &[]).await
     }
 
+    /// Sends `body` as a WhatsApp message from a task of its own, for
+    /// tests that need a message in flight.
+    pub fn message_in_background(&self, body: &str) -> tokio::task::JoinHandle<Reply> {
+        let (client, url) = (self.client.clone(), self.url("/bot"));
+        let form = form_body(&whatsapp_form(body));
+        tokio::spawn(async move {
+            let response = client
+                .post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .unwrap();
+            Reply::from(response).await
+        })
+    }
+
     /// POSTs `params` as a form, with extra `headers`.
     pub async fn post_form(&self, params: &[(String, String)], headers: &[(&str, &str)]) -> Reply {
         let body = form_body(params);

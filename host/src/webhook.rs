@@ -185,10 +185,7 @@ async fn bot(
     // Shed load rather than queue without bound; Twilio then tries the
     // fallback URL.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        tracing::warn!(
-            "message refused: {} already in flight",
-            state.in_flight.available_permits()
-        );
+        tracing::warn!("message refused: max_in_flight messages are being handled");
         return Err(WebhookError::Busy);
     };
     if let Some(auth) = &state.auth {

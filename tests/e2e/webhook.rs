@@ -142,23 +142,10 @@ async fn shutdown_lets_messages_in_flight_finish() {
         c.env.insert("WASMBOT_QUOTE_URL".into(), slow);
     })
     .await;
-    let client = bot.client.clone();
-    let url = bot.url("/bot");
-    let in_flight = tokio::spawn(async move {
-        client
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(&whatsapp_form("quote")))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
-    });
+    let in_flight = bot.message_in_background("quote");
     tokio::time::sleep(Duration::from_millis(150)).await;
     bot.stop().await;
-    let xml = in_flight.await.unwrap();
+    let xml = in_flight.await.unwrap().twiml().to_owned();
     assert!(bundled_quotes().contains(&only_body(&xml)), "{xml}");
 }
 
@@ -192,18 +179,7 @@ async fn past_the_in_flight_cap_messages_are_shed_with_503() {
         c.max_in_flight = 1;
     })
     .await;
-    let (client, url) = (bot.client.clone(), bot.url("/bot"));
-    let slow_one = tokio::spawn(async move {
-        client
-            .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form_body(&whatsapp_form("quote")))
-            .send()
-            .await
-            .unwrap()
-            .status()
-            .as_u16()
-    });
+    let slow_one = bot.message_in_background("quote");
     tokio::time::sleep(Duration::from_millis(150)).await;
     let shed = bot
         .client
@@ -215,7 +191,7 @@ async fn past_the_in_flight_cap_messages_are_shed_with_503() {
         .unwrap();
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers()["retry-after"], "1");
-    assert_eq!(slow_one.await.unwrap(), 200);
+    assert_eq!(slow_one.await.unwrap().status, 200);
     // Capacity is back once the slow one is answered.
     assert_eq!(bot.message("hello").await.status, 200);
     bot.stop().await;
