@@ -229,6 +229,22 @@ impl Bot {
         Reply::from(req.send().await.unwrap()).await
     }
 
+    /// `POST /plugins/reload` from this machine: its status and listing.
+    pub async fn reload(&self) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .post(self.url("/plugins/reload"))
+            .send()
+            .await
+            .unwrap();
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::Null),
+        )
+    }
+
     pub async fn plugins(&self) -> serde_json::Value {
         let r = self.client.get(self.url("/plugins")).send().await.unwrap();
         assert_eq!(r.status(), 200);

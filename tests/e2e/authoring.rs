@@ -33,6 +33,36 @@ fn build(source: &Path, wit: &Path) -> String {
     }
 }
 
+/// Runs an example's own native tests (`program args…` in its folder).
+fn native_tests(example: &str, program: &str, args: &[&str]) {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .current_dir(repo().join("plugins").join(example))
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .output()
+        .unwrap_or_else(|e| panic!("{program}: {e}"));
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Builds the example `plugins/<example>` from a copy of `files` in `ws`.
+fn build_example(ws: &tempfile::TempDir, example: &str, files: &[&str]) -> String {
+    let source = ws.path().join("plugins").join(example);
+    std::fs::create_dir_all(&source).unwrap();
+    for file in files {
+        std::fs::copy(
+            repo().join("plugins").join(example).join(file),
+            source.join(file),
+        )
+        .unwrap();
+    }
+    build(&source, &ws.path().join("wit"))
+}
+
 async fn answers(component: &str, body: &str, expected: &str) {
     let bot = Bot::start(&[("plugin.wasm", component)], |c| {
         c.plugin_timeout = std::time::Duration::from_secs(5);
@@ -62,27 +92,9 @@ async fn a_new_python_plugin_builds_and_answers_ping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_python_dice_example_answers_next_to_quote_and_cat() {
-    // Its logic, natively.
-    let unit = std::process::Command::new("python3")
-        .args(["-m", "unittest", "-q"])
-        .current_dir(repo().join("plugins/dice"))
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .output()
-        .expect("python3");
-    assert!(
-        unit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&unit.stderr)
-    );
-
-    // The component, built from a copy of its sources.
+    native_tests("dice", "python3", &["-m", "unittest", "-q"]);
     let ws = workspace();
-    let source = ws.path().join("plugins/dice");
-    std::fs::create_dir_all(&source).unwrap();
-    for file in ["app.py", "dice.py"] {
-        std::fs::copy(repo().join("plugins/dice").join(file), source.join(file)).unwrap();
-    }
-    let dice = build(&source, &ws.path().join("wit"));
+    let dice = build_example(&ws, "dice", &["app.py", "dice.py"]);
     let stub = Stub::start().await;
     let url = stub.url("/random");
     let bot = Bot::start(
@@ -132,25 +144,9 @@ async fn a_new_js_plugin_builds_and_answers_ping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_js_define_example_answers_from_its_upstream() {
-    // Its logic, natively.
-    let unit = std::process::Command::new("node")
-        .arg("--test")
-        .current_dir(repo().join("plugins/define"))
-        .output()
-        .expect("node");
-    assert!(
-        unit.status.success(),
-        "{}",
-        String::from_utf8_lossy(&unit.stdout)
-    );
-
+    native_tests("define", "node", &["--test"]);
     let ws = workspace();
-    let source = ws.path().join("plugins/define");
-    std::fs::create_dir_all(&source).unwrap();
-    for file in ["plugin.js", "logic.js"] {
-        std::fs::copy(repo().join("plugins/define").join(file), source.join(file)).unwrap();
-    }
-    let define = build(&source, &ws.path().join("wit"));
+    let define = build_example(&ws, "define", &["plugin.js", "logic.js"]);
     let stub = Stub::start().await;
     let (quote_url, dictionary) = (stub.url("/random"), stub.url("/entries/en/"));
     let bot = Bot::start(

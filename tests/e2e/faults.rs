@@ -283,13 +283,7 @@ async fn a_plugin_failing_in_a_row_is_disabled_until_a_rescan() {
         "{stats}"
     );
 
-    let reload = bot
-        .client
-        .post(bot.url("/plugins/reload"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reload.status(), 200);
+    assert_eq!(bot.reload().await.0, 200);
     let stats = trap(&bot.plugins().await);
     assert_eq!(stats["disabled"], false, "{stats}");
     assert_eq!(stats["consecutive_failures"], 0, "{stats}");

@@ -227,14 +227,8 @@ async fn without_the_watcher_reload_is_explicit() {
         "--no-watch still watched"
     );
 
-    let reload = bot
-        .client
-        .post(bot.url("/plugins/reload"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reload.status(), 200);
-    let listing: serde_json::Value = serde_json::from_str(&reload.text().await.unwrap()).unwrap();
+    let (status, listing) = bot.reload().await;
+    assert_eq!(status, 200);
     assert_eq!(files(&listing, "plugins"), ["cat.wasm"]);
     assert_eq!(
         bot.message("cat").await.twiml(),
