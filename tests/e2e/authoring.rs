@@ -63,6 +63,15 @@ fn build_example(ws: &tempfile::TempDir, example: &str, files: &[&str]) -> Strin
     build(&source, &ws.path().join("wit"))
 }
 
+/// `wasmbot new` + `wasmbot build` in a fresh workspace (kept alive by the
+/// returned guard); the path of the component.
+fn new_plugin(name: &str, lang: Lang) -> (tempfile::TempDir, String) {
+    let ws = workspace();
+    let source = scaffold::new(&ws.path().join("plugins"), lang, name).unwrap();
+    let component = build(&source, &ws.path().join("wit"));
+    (ws, component)
+}
+
 async fn answers(component: &str, body: &str, expected: &str) {
     let bot = Bot::start(&[("plugin.wasm", component)], |c| {
         c.plugin_timeout = std::time::Duration::from_secs(5);
@@ -75,18 +84,14 @@ async fn answers(component: &str, body: &str, expected: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_rust_plugin_builds_and_answers_ping() {
-    let ws = workspace();
-    let source = scaffold::new(&ws.path().join("plugins"), Lang::Rust, "rusty-ping").unwrap();
-    let component = build(&source, &ws.path().join("wit"));
+    let (_ws, component) = new_plugin("rusty-ping", Lang::Rust);
     assert!(component.ends_with("plugins/rusty-ping.wasm"));
     answers(&component, "ping", "pong").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_python_plugin_builds_and_answers_ping() {
-    let ws = workspace();
-    let source = scaffold::new(&ws.path().join("plugins"), Lang::Python, "py-ping").unwrap();
-    let component = build(&source, &ws.path().join("wit"));
+    let (_ws, component) = new_plugin("py-ping", Lang::Python);
     answers(&component, "PING", "pong").await;
 }
 
@@ -136,9 +141,7 @@ async fn the_python_dice_example_answers_next_to_quote_and_cat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_js_plugin_builds_and_answers_ping() {
-    let ws = workspace();
-    let source = scaffold::new(&ws.path().join("plugins"), Lang::Js, "js-ping").unwrap();
-    let component = build(&source, &ws.path().join("wit"));
+    let (_ws, component) = new_plugin("js-ping", Lang::Js);
     answers(&component, "ping", "pong").await;
 }
 
