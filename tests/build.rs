@@ -48,6 +48,13 @@ const GUESTS: &[(&str, Guest<'static>)] = &[
             dir: "tests/guests/hostile",
         },
     ),
+    (
+        "IMPOSTOR",
+        Guest {
+            package: "wasmbot-fixture-impostor",
+            dir: "tests/guests/impostor",
+        },
+    ),
 ];
 
 fn main() {

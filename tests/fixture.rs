@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use wasmbot::config::Config;
 
-pub use crate::{CAT, HOSTILE, QUOTE, SPIN, TRAP, V2};
+pub use crate::{CAT, HOSTILE, IMPOSTOR, QUOTE, SPIN, TRAP, V2};
 
 /// What the stub's `/random` answers, in quotable's shape.
 pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
@@ -101,6 +101,8 @@ pub struct Bot {
     pub state: std::sync::Arc<wasmbot::webhook::AppState>,
     /// The plugins folder; removed on drop.
     plugins_dir: tempfile::TempDir,
+    /// `WASMBOT_ADMIN_TOKEN`, sent by [`Bot::plugins`] and [`Bot::reload`].
+    admin_token: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -114,7 +116,8 @@ impl Bot {
     pub async fn start(files: &[PluginFile<'_>], configure: impl FnOnce(&mut Config)) -> Bot {
         let _ = tracing_subscriber::fmt()
             .with_env_filter("wasmbot=debug")
-            .with_test_writer()
+            .with_writer(|| CapturedLog)
+            .with_ansi(false)
             .try_init();
         let dir = tempfile::tempdir().unwrap();
         for (name, component) in files {
@@ -141,6 +144,7 @@ impl Bot {
             client: reqwest::Client::new(),
             state,
             plugins_dir: dir,
+            admin_token: config.admin_token.as_ref().map(|t| t.0.clone()),
             shutdown: Some(tx),
             task: Some(task),
         };
@@ -229,14 +233,14 @@ impl Bot {
         Reply::from(req.send().await.unwrap()).await
     }
 
-    /// `POST /plugins/reload` from this machine: its status and listing.
+    /// `POST /plugins/reload` (with the admin token, if the bot has one):
+    /// its status and listing.
     pub async fn reload(&self) -> (u16, serde_json::Value) {
-        let r = self
-            .client
-            .post(self.url("/plugins/reload"))
-            .send()
-            .await
-            .unwrap();
+        let mut req = self.client.post(self.url("/plugins/reload"));
+        if let Some(token) = &self.admin_token {
+            req = req.bearer_auth(token);
+        }
+        let r = req.send().await.unwrap();
         let status = r.status().as_u16();
         let text = r.text().await.unwrap();
         (
@@ -245,10 +249,38 @@ impl Bot {
         )
     }
 
+    /// `GET /plugins` (with the admin token, if the bot has one).
     pub async fn plugins(&self) -> serde_json::Value {
-        let r = self.client.get(self.url("/plugins")).send().await.unwrap();
+        let mut req = self.client.get(self.url("/plugins"));
+        if let Some(token) = &self.admin_token {
+            req = req.bearer_auth(token);
+        }
+        let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200);
         serde_json::from_str(&r.text().await.unwrap()).unwrap()
+    }
+
+    /// Dispatches `body` (a WhatsApp message) straight to the plugins,
+    /// without HTTP, and returns what each did.
+    pub async fn dispatch(&self, body: &str) -> wasmbot::dispatch::Answer {
+        let msg = wasmbot::message::Inbound::from_params(whatsapp_form(body));
+        self.state
+            .dispatcher
+            .dispatch(msg)
+            .await
+            .expect("not at capacity")
+    }
+
+    /// The entry of `GET /plugins` for the plugin `id`.
+    pub async fn plugin(&self, id: &str) -> serde_json::Value {
+        let listing = self.plugins().await;
+        listing["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap_or_else(|| panic!("no plugin {id} in {listing}"))
+            .clone()
     }
 
     /// Stops the server and waits for it to finish.
@@ -375,4 +407,29 @@ pub fn only_body(xml: &str) -> String {
     let end = xml.find("</Body>").expect("a Body end");
     assert_eq!(xml.matches("<Message>").count(), 1, "{xml}");
     xml[start..end].to_owned()
+}
+
+/// Everything the bots of this test process logged, for tests that check
+/// what reaches the log. Each line is also printed, as the test writer
+/// would.
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
+
+struct CapturedLog;
+
+impl std::io::Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        LOG.lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        print!("{}", String::from_utf8_lossy(buf));
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

@@ -67,11 +67,15 @@ pub fn for_person(messages: &[Outgoing]) -> String {
 
 /// Answers one message and returns what to print.
 pub async fn answer(server: &Server, body: &str, options: &Options, n: u64) -> String {
-    let answer = server
+    let answer = match server
         .state
         .dispatcher
         .dispatch(inbound(body, &options.from, n))
-        .await;
+        .await
+    {
+        Ok(answer) => answer,
+        Err(full) => return format!("bot> (busy: {full}; Twilio would retry)\n"),
+    };
     let mut out = if options.twiml {
         crate::twiml::render(&answer.messages) + "\n"
     } else {
@@ -90,7 +94,7 @@ pub async fn repl(server: &Server, options: &Options) -> std::io::Result<()> {
         .snapshot()
         .plugins
         .iter()
-        .map(|l| l.plugin.info().name.clone())
+        .map(|l| l.id.to_string())
         .collect();
     let mut stdout = std::io::stdout();
     writeln!(

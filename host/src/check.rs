@@ -1,9 +1,12 @@
 //! `wasmbot check FILE.wasm`: loads one component the way the server
 //! would, says whether it implements the plugin contract (and why not),
-//! what it declares (name, version, settings and their defaults), what it
-//! may reach, and how it answers a sample message.
+//! its id (from the file name), what it declares (name, version, settings
+//! and their defaults), which hosts it asks for, what the operator granted
+//! it and by which setting, the exact line that would grant what is
+//! missing, and how it answers a sample message.
 
 use crate::config::Config;
+use crate::policy::{Declared, PluginId};
 use crate::runtime::{WIT_PACKAGE, WIT_VERSION};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -27,17 +30,47 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
     }
     .map_err(|e| format!("error: {}: {e}", file.display()))?;
     let compiled_in = started.elapsed();
+    let id = file
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .ok_or_else(|| format!("error: {} is not a file", file.display()))
+        .and_then(|name| PluginId::from_file(&name).map_err(|e| format!("error: {e}")))?;
+    let policy = config.policy().map_err(|e| format!("error: {e}"))?;
     let plugin = runtime
-        .load(compiled, |name| config.plugin_settings(name))
+        .load(compiled, |info| {
+            let declared: Vec<Declared> = info
+                .settings
+                .iter()
+                .map(|s| Declared {
+                    key: s.key.clone(),
+                    default: s.default.clone(),
+                })
+                .collect();
+            policy.grant(&id, &declared)
+        })
         .await
         .map_err(|e| format!("error: {}: {e}", file.display()))?;
     let info = plugin.info();
+    let grant = plugin.grant();
     let _ = writeln!(
         out,
         "ok: {} implements {WIT_PACKAGE}@{WIT_VERSION}",
         file.display()
     );
+    let _ = writeln!(
+        out,
+        "  id:          {id}   (from the file name: settings and grants are keyed by it)"
+    );
     let _ = writeln!(out, "  name:        {}", info.name);
+    if info.name != id.as_str() {
+        let _ = writeln!(
+            out,
+            "  warning:     it calls itself {:?}, but as {} it is {id:?} and gets {id:?}'s \
+             settings and grants",
+            info.name,
+            file.file_name().unwrap_or_default().to_string_lossy()
+        );
+    }
     let _ = writeln!(out, "  version:     {}", info.version);
     let _ = writeln!(out, "  description: {}", info.description);
     let _ = writeln!(out, "  priority:    {}", info.priority);
@@ -47,24 +80,49 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
     } else {
         let _ = writeln!(out, "  settings:");
         for s in &info.settings {
-            let env = format!(
-                "WASMBOT_{}_{}",
-                info.name.to_ascii_uppercase().replace('-', "_"),
-                s.key.to_ascii_uppercase()
-            );
+            let value = match grant.operator.get(&s.key) {
+                // The operator's values may be secrets: where, not what.
+                Some(source) => format!("set by {source}"),
+                None => s
+                    .default
+                    .as_ref()
+                    .map_or("(unset)".to_owned(), |d| format!("{d:?}")),
+            };
             let _ = writeln!(
                 out,
-                "    {} = {}   ({}; set with {env})",
+                "    {} = {value}   ({}; set with {})",
                 s.key,
-                plugin
-                    .settings()
-                    .get(&s.key)
-                    .map_or("(unset)".to_owned(), |v| format!("{v:?}")),
-                s.description
+                s.description,
+                id.env_var(&s.key)
             );
         }
     }
-    let hosts: Vec<&str> = plugin.allowed_hosts().collect();
+    let asks: Vec<String> = grant
+        .requests
+        .iter()
+        .map(|r| format!("{} (its {} setting)", r.host, r.setting))
+        .collect();
+    let _ = writeln!(
+        out,
+        "  asks for:    {}",
+        if asks.is_empty() {
+            "no host".to_owned()
+        } else {
+            asks.join(", ")
+        }
+    );
+    let hosts: Vec<String> = grant
+        .hosts
+        .iter()
+        .map(|h| {
+            let private = if h.private {
+                ", private addresses too"
+            } else {
+                ""
+            };
+            format!("{} (by {}{private})", h.host, h.by)
+        })
+        .collect();
     let _ = writeln!(
         out,
         "  may reach:   {}",
@@ -74,17 +132,29 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
             hosts.join(", ")
         }
     );
-    let grants = plugin.grants();
-    let env: Vec<&str> = grants.env.iter().map(|(n, _)| n.as_str()).collect();
     let _ = writeln!(
         out,
         "  granted:     env [{}], folder {}",
-        env.join(", "),
-        grants
+        grant.env_names().join(", "),
+        grant
             .dir
             .as_ref()
             .map_or("none".to_owned(), |d| format!("{} at /data", d.display()))
     );
+    if let Some(line) = grant.grant_line() {
+        let _ = writeln!(
+            out,
+            "  not granted: {}; to grant, put in {}:\n{}\n               or set {}",
+            grant.missing_hosts().join(", "),
+            line.file,
+            line.toml
+                .lines()
+                .map(|l| format!("                 {l}"))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            line.env
+        );
+    }
 
     let msg = crate::chat::inbound(message, "whatsapp:+15550001111", 1);
     let started = Instant::now();

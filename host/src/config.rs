@@ -1,17 +1,22 @@
-//! Configuration: command-line flags, environment (and `.env`), an optional
-//! TOML file, and defaults, in that order of precedence. Every knob is
+//! Configuration: command-line flags, environment (and `.env`), a TOML
+//! file (`--config FILE`, else `wasmbot.toml` in the working directory when
+//! there is one), and defaults, in that order of precedence. Every knob is
 //! documented here with its default; `wasmbot.example.toml` shows them all.
 //!
-//! Per-plugin settings come from `[plugins.<name>]` in the file and from
-//! `WASMBOT_<NAME>_<KEY>` variables (the plugin name upper-cased with `-`
-//! as `_`; the key lower-cased), the variable winning.
+//! Per-plugin settings (`[plugins.<id>]`, `WASMBOT_<ID>__<KEY>`) are turned
+//! into grants by [`crate::policy`].
 
+use crate::policy::{Policy, PolicyError};
 use serde::Deserialize;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+/// The configuration file read from the working directory when no
+/// `--config` is given.
+pub const DEFAULT_CONFIG_FILE: &str = "wasmbot.toml";
 
 /// The seed's answer when no behaviour matched.
 pub const DEFAULT_APOLOGY: &str = "Apologies, I do not understand what you really asked.";
@@ -25,7 +30,8 @@ pub struct ServeArgs {
     /// Folder of plugin components (*.wasm) [default: plugins]
     #[arg(long, env = "WASMBOT_PLUGINS")]
     pub plugins: Option<PathBuf>,
-    /// TOML configuration file (see wasmbot.example.toml)
+    /// TOML configuration file (see wasmbot.example.toml) [default:
+    /// wasmbot.toml in the working directory, if there is one]
     #[arg(long, env = "WASMBOT_CONFIG")]
     pub config: Option<PathBuf>,
     /// The public base URL Twilio calls (e.g. your tunnel's https URL); used
@@ -72,6 +78,13 @@ pub struct FileConfig {
     pub disable_after_failures: Option<u64>,
     pub idempotency_cache: Option<usize>,
     pub trust_forwarded_headers: Option<bool>,
+    pub admin_token: Option<String>,
+    pub memory_budget_mb: Option<usize>,
+    pub max_plugins: Option<usize>,
+    pub max_plugin_size_mb: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub header_timeout_ms: Option<u64>,
+    pub outbound_proxy: Option<String>,
     #[serde(default)]
     pub twilio_shared_keys: BTreeMap<String, String>,
     #[serde(default)]
@@ -96,6 +109,8 @@ pub struct Config {
     /// The plugins folder. Default `plugins` (where `cargo build` puts the
     /// bundled plugins).
     pub plugins_dir: PathBuf,
+    /// The configuration file that was read, if any.
+    pub config_file: Option<PathBuf>,
     /// Public base URL for signature checks (`WASMBOT_PUBLIC_URL`). Unset:
     /// the URL is rebuilt from the request's `Host` header.
     pub public_url: Option<String>,
@@ -140,9 +155,35 @@ pub struct Config {
     /// SharedKey secrets by key id, for webhooks signed with HMAC-SHA256
     /// (`TWILIO_SHARED_KEYS="KSid=secret,…"` or `[twilio_shared_keys]`).
     pub shared_keys: BTreeMap<String, Secret>,
-    /// `[plugins.<name>]` tables of the file.
+    /// The credential of `GET /plugins` and `POST /plugins/reload`
+    /// (`WASMBOT_ADMIN_TOKEN`), sent as `Authorization: Bearer <token>`.
+    /// Whenever webhook authentication is configured, they need it (and
+    /// are off without it). Never the Auth Token: an admin credential
+    /// that leaks must not sign webhooks, and the other way round.
+    pub admin_token: Option<Secret>,
+    /// Linear memory all plugin instances together may use. Default 1/32
+    /// of the machine's RAM, at least 256 MiB (768 MiB on 24 GiB): a flood
+    /// of memory-hungry messages gets 503s instead of exhausting the host.
+    pub memory_budget: usize,
+    /// Plugins loaded at once (more files are refused with an error entry);
+    /// the instance pool is sized `max_in_flight × max_plugins`. Default 16.
+    pub max_plugins: usize,
+    /// Largest plugin file read. Default 64 MiB (a Python plugin is ~20).
+    pub max_plugin_size: u64,
+    /// HTTP connections open at once; more are answered 503 and closed.
+    /// Default: half the process's file-descriptor limit, at most 10,000
+    /// (the other half is for plugins' outbound connections and files).
+    pub max_connections: Option<usize>,
+    /// Time a client has to send a request's headers, which is also how
+    /// long an idle keep-alive connection is kept. Default 10 s.
+    pub header_timeout: Duration,
+    /// An egress proxy for plugins' HTTP (`WASMBOT_OUTBOUND_PROXY`). The
+    /// environment's `HTTP_PROXY` and friends are never used.
+    pub outbound_proxy: Option<url::Url>,
+    /// `[plugins.<id>]` tables of the file.
     pub file_plugins: BTreeMap<String, BTreeMap<String, String>>,
-    /// Every `WASMBOT_*` variable of the environment, for per-plugin lookup.
+    /// Every `WASMBOT_*` variable of the environment that is not a global
+    /// setting, for per-plugin settings.
     pub env: BTreeMap<String, String>,
 }
 
@@ -151,6 +192,7 @@ impl Default for Config {
         Config {
             addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
             plugins_dir: PathBuf::from("plugins"),
+            config_file: None,
             public_url: None,
             auth_token: None,
             apology: DEFAULT_APOLOGY.to_owned(),
@@ -167,6 +209,13 @@ impl Default for Config {
             idempotency_cache: 1024,
             trust_forwarded: false,
             shared_keys: BTreeMap::new(),
+            admin_token: None,
+            memory_budget: 512 << 20,
+            max_plugins: 16,
+            max_plugin_size: 64 << 20,
+            max_connections: None,
+            header_timeout: Duration::from_secs(10),
+            outbound_proxy: None,
             file_plugins: BTreeMap::new(),
             env: BTreeMap::new(),
         }
@@ -188,6 +237,9 @@ const GLOBAL_ENV: &[&str] = &[
     "WASMBOT_NO_CACHE",
     "WASMBOT_MAX_IN_FLIGHT",
     "WASMBOT_TRUST_FORWARDED",
+    "WASMBOT_ADMIN_TOKEN",
+    "WASMBOT_MEMORY_BUDGET_MB",
+    "WASMBOT_OUTBOUND_PROXY",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -198,6 +250,8 @@ pub enum ConfigError {
     Parse(PathBuf, toml::de::Error),
     #[error("{0}")]
     Invalid(String),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
 }
 
 impl Config {
@@ -208,7 +262,11 @@ impl Config {
         env: impl IntoIterator<Item = (String, String)>,
     ) -> Result<Config, ConfigError> {
         let env: BTreeMap<String, String> = env.into_iter().collect();
-        let file = match &args.config {
+        let config_file = args.config.clone().or_else(|| {
+            let default = PathBuf::from(DEFAULT_CONFIG_FILE);
+            default.is_file().then_some(default)
+        });
+        let file = match &config_file {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
@@ -225,6 +283,29 @@ impl Config {
                 }
             }
         }
+        let outbound_proxy = match env
+            .get("WASMBOT_OUTBOUND_PROXY")
+            .or(file.outbound_proxy.as_ref())
+        {
+            Some(raw) if !raw.trim().is_empty() => match url::Url::parse(raw.trim()) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") => Some(u),
+                _ => {
+                    return Err(ConfigError::Invalid(format!(
+                        "outbound_proxy {raw:?} is not an http(s) URL"
+                    )));
+                }
+            },
+            _ => None,
+        };
+        let number = |name: &str| -> Result<Option<usize>, ConfigError> {
+            env.get(name)
+                .map(|v| {
+                    v.trim()
+                        .parse()
+                        .map_err(|_| ConfigError::Invalid(format!("{name}={v:?} is not a number")))
+                })
+                .transpose()
+        };
         let config = Config {
             addr: args.addr.or(file.addr).unwrap_or(d.addr),
             plugins_dir: args
@@ -232,6 +313,7 @@ impl Config {
                 .clone()
                 .or(file.plugins_dir)
                 .unwrap_or(d.plugins_dir),
+            config_file,
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
             auth_token: env
                 .get("TWILIO_AUTH_TOKEN")
@@ -266,9 +348,7 @@ impl Config {
                     .map(absolute)
             },
             http_max_requests: file.http_max_requests.unwrap_or(d.http_max_requests),
-            max_in_flight: env
-                .get("WASMBOT_MAX_IN_FLIGHT")
-                .and_then(|v| v.parse().ok())
+            max_in_flight: number("WASMBOT_MAX_IN_FLIGHT")?
                 .or(file.max_in_flight)
                 .unwrap_or(d.max_in_flight),
             disable_after_failures: file
@@ -280,23 +360,26 @@ impl Config {
                 .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
                 .or(file.trust_forwarded_headers)
                 .unwrap_or(d.trust_forwarded),
-            shared_keys: {
-                let mut keys: BTreeMap<String, Secret> = file
-                    .twilio_shared_keys
-                    .into_iter()
-                    .map(|(id, secret)| (id, Secret(secret)))
-                    .collect();
-                for pair in env
-                    .get("TWILIO_SHARED_KEYS")
-                    .map_or("", String::as_str)
-                    .split(',')
-                {
-                    if let Some((id, secret)) = pair.split_once('=') {
-                        keys.insert(id.trim().to_owned(), Secret(secret.trim().to_owned()));
-                    }
+            shared_keys: shared_keys(file.twilio_shared_keys, env.get("TWILIO_SHARED_KEYS"))?,
+            admin_token: match env.get("WASMBOT_ADMIN_TOKEN").cloned().or(file.admin_token) {
+                Some(t) if t.trim().is_empty() => {
+                    return Err(ConfigError::Invalid(
+                        "WASMBOT_ADMIN_TOKEN (admin_token) is set but empty".into(),
+                    ));
                 }
-                keys
+                Some(t) => Some(Secret(t)),
+                None => None,
             },
+            memory_budget: number("WASMBOT_MEMORY_BUDGET_MB")?
+                .or(file.memory_budget_mb)
+                .map_or_else(default_memory_budget, |mb| mb << 20),
+            max_plugins: file.max_plugins.unwrap_or(d.max_plugins),
+            max_plugin_size: file
+                .max_plugin_size_mb
+                .map_or(d.max_plugin_size, |mb| mb << 20),
+            max_connections: file.max_connections,
+            header_timeout: file.header_timeout_ms.map_or(d.header_timeout, ms),
+            outbound_proxy,
             file_plugins: file
                 .plugins
                 .into_iter()
@@ -319,25 +402,107 @@ impl Config {
                 .filter(|(k, _)| k.starts_with("WASMBOT_") && !GLOBAL_ENV.contains(&k.as_str()))
                 .collect(),
         };
-        if config.plugin_timeout.is_zero() || config.http_timeout.is_zero() {
+        if config.plugin_timeout.is_zero()
+            || config.http_timeout.is_zero()
+            || config.header_timeout.is_zero()
+        {
             return Err(ConfigError::Invalid(
                 "time limits must be above zero".into(),
             ));
         }
+        if config.max_in_flight == 0 || config.max_plugins == 0 || config.max_connections == Some(0)
+        {
+            return Err(ConfigError::Invalid(
+                "max_in_flight, max_plugins and max_connections must be above zero".into(),
+            ));
+        }
+        if config.memory_budget < config.plugin_memory {
+            return Err(ConfigError::Invalid(format!(
+                "the memory budget ({} MiB) is smaller than one plugin's memory ({} MiB)",
+                config.memory_budget >> 20,
+                config.plugin_memory >> 20
+            )));
+        }
+        config.policy()?;
         Ok(config)
     }
 
-    /// The operator's settings for plugin `name`: the file's table, then
-    /// `WASMBOT_<NAME>_<KEY>` variables.
-    pub fn plugin_settings(&self, name: &str) -> BTreeMap<String, String> {
-        let mut settings = self.file_plugins.get(name).cloned().unwrap_or_default();
-        let prefix = format!("WASMBOT_{}_", name.to_ascii_uppercase().replace('-', "_"));
-        for (var, value) in &self.env {
-            if let Some(key) = var.strip_prefix(&prefix).filter(|k| !k.is_empty()) {
-                settings.insert(key.to_ascii_lowercase(), value.clone());
-            }
+    /// The operator's plugin configuration, as the policy reads it.
+    pub fn policy(&self) -> Result<Policy, PolicyError> {
+        Policy::new(
+            self.config_file.as_deref(),
+            self.file_plugins.clone(),
+            self.env.clone(),
+        )
+    }
+
+    /// Whether webhook requests must be signed.
+    pub fn webhook_auth(&self) -> bool {
+        self.auth_token.is_some() || !self.shared_keys.is_empty()
+    }
+
+    /// Component instances the pool reserves: every plugin in every
+    /// message in flight, plus room to load (describe) the plugins.
+    pub fn pool_instances(&self) -> u32 {
+        let n = self
+            .max_in_flight
+            .saturating_mul(self.max_plugins)
+            .saturating_add(self.max_plugins);
+        u32::try_from(n).unwrap_or(u32::MAX).min(100_000)
+    }
+}
+
+/// SharedKeys from the file's table and `TWILIO_SHARED_KEYS="KSid=secret,…"`
+/// (which wins). An empty id or secret is refused: an unset variable
+/// (`KS1=$UNSET`) must not make an empty HMAC key valid.
+fn shared_keys(
+    file: BTreeMap<String, String>,
+    env: Option<&String>,
+) -> Result<BTreeMap<String, Secret>, ConfigError> {
+    let mut keys = BTreeMap::new();
+    let from_env = env
+        .map_or("", String::as_str)
+        .split(',')
+        .map(str::trim)
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            pair.split_once('=')
+                .map(|(id, secret)| (id.trim().to_owned(), secret.trim().to_owned()))
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "TWILIO_SHARED_KEYS: {:?} is not KSid=secret",
+                        pair.chars().take(6).collect::<String>() + "…"
+                    ))
+                })
+        });
+    let file = file.into_iter().map(Ok);
+    for pair in file.chain(from_env) {
+        let (id, secret) = pair?;
+        if id.is_empty() || secret.is_empty() {
+            return Err(ConfigError::Invalid(format!(
+                "SharedKey {:?} has an empty {}: refusing to accept signatures made with an \
+                 empty key",
+                id,
+                if id.is_empty() { "id" } else { "secret" }
+            )));
         }
-        settings
+        keys.insert(id, Secret(secret));
+    }
+    Ok(keys)
+}
+
+/// 1/32 of the machine's RAM, at least 256 MiB; 512 MiB when RAM is unknown.
+pub fn default_memory_budget() -> usize {
+    let total = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info.lines().find(|l| l.starts_with("MemTotal:"))?;
+            let kb: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+            Some(kb.saturating_mul(1024))
+        });
+    match total {
+        Some(bytes) => (bytes / 32).max(256 << 20),
+        None => 512 << 20,
     }
 }
 
@@ -353,30 +518,6 @@ fn default_cache_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
 /// The cache needs an absolute path.
 fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
-}
-
-impl Config {
-    /// Every host named in any operator setting of any plugin: the hosts
-    /// that may resolve to non-public addresses (see `outbound`).
-    pub fn operator_hosts(&self) -> BTreeSet<String> {
-        let mut hosts: BTreeSet<String> = self
-            .file_plugins
-            .values()
-            .flat_map(crate::outbound::hosts_in)
-            .collect();
-        for (var, value) in &self.env {
-            let key = if var.ends_with("_ALLOWED_HOSTS") {
-                "allowed_hosts"
-            } else {
-                "value"
-            };
-            hosts.extend(crate::outbound::hosts_in(&BTreeMap::from([(
-                key.to_owned(),
-                value.clone(),
-            )])));
-        }
-        hosts
-    }
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, ConfigError> {
@@ -402,8 +543,11 @@ mod tests {
         assert_eq!(c.plugins_dir, PathBuf::from("plugins"));
         assert_eq!(c.apology, DEFAULT_APOLOGY);
         assert_eq!(c.auth_token, None);
-        assert!(c.plugin_settings("quote").is_empty());
+        assert_eq!(c.config_file, None, "no wasmbot.toml where unit tests run");
         assert!(c.watch);
+        assert!(c.memory_budget >= 256 << 20);
+        assert_eq!(c.header_timeout, Duration::from_secs(10));
+        assert_eq!(c.pool_instances(), 256 * 16 + 16);
         assert_eq!(c.cache_dir, None, "no HOME, no default cache");
         let home = Config::resolve(&ServeArgs::default(), env(&[("HOME", "/home/ada")])).unwrap();
         assert_eq!(
@@ -431,21 +575,27 @@ mod tests {
         let c = Config::resolve(
             &ServeArgs::default(),
             env(&[
-                ("WASMBOT_QUOTE_URL", "http://127.0.0.1:9/random"),
-                ("WASMBOT_QUOTE_ALLOWED_HOSTS", "a.example"),
-                ("WASMBOT_MY_BOT_API_KEY", "k"),
+                ("WASMBOT_QUOTE__URL", "http://127.0.0.1:9/random"),
+                ("WASMBOT_QUOTE__ALLOWED_HOSTS", "a.example"),
+                ("WASMBOT_MY_BOT__API_KEY", "k"),
                 ("WASMBOT_ADDR", "0.0.0.0:1"),
+                ("WASMBOT_ADMIN_TOKEN", "admin"),
                 ("OTHER", "x"),
             ]),
         )
         .unwrap();
-        let quote = c.plugin_settings("quote");
-        assert_eq!(quote.get("url").unwrap(), "http://127.0.0.1:9/random");
-        assert_eq!(quote.get("allowed_hosts").unwrap(), "a.example");
-        assert_eq!(c.plugin_settings("my-bot").get("api_key").unwrap(), "k");
-        assert!(c.plugin_settings("cat").is_empty());
-        let hosts: Vec<String> = c.operator_hosts().into_iter().collect();
-        assert_eq!(hosts, ["127.0.0.1", "a.example"]);
+        let policy = c.policy().unwrap();
+        let id = |s: &str| crate::policy::PluginId::parse(s).unwrap();
+        let quote = policy.operator_settings(&id("quote"));
+        assert_eq!(quote["url"].0, "http://127.0.0.1:9/random");
+        assert_eq!(quote["allowed_hosts"].0, "a.example");
+        assert_eq!(policy.operator_settings(&id("my-bot"))["api_key"].0, "k");
+        assert!(policy.operator_settings(&id("cat")).is_empty());
+        assert!(
+            !c.env.contains_key("WASMBOT_ADMIN_TOKEN"),
+            "global, not a plugin's"
+        );
+        assert_eq!(c.admin_token, Some(Secret("admin".into())));
     }
 
     #[test]
@@ -475,16 +625,20 @@ mod tests {
         };
         let c = Config::resolve(
             &args,
-            env(&[("WASMBOT_QUOTE_URL", "https://env.example/r")]),
+            env(&[("WASMBOT_QUOTE__URL", "https://env.example/r")]),
         )
         .unwrap();
         assert_eq!(c.addr.to_string(), "127.0.0.1:7001");
         assert_eq!(c.plugins_dir, PathBuf::from("/srv/plugins"));
         assert_eq!(c.apology, "Sorry!");
         assert_eq!(c.plugin_timeout, Duration::from_millis(1500));
-        let quote = c.plugin_settings("quote");
-        assert_eq!(quote.get("url").unwrap(), "https://env.example/r");
-        assert_eq!(quote.get("retries").unwrap(), "3");
+        assert_eq!(c.config_file, Some(path.clone()));
+        let quote = c
+            .policy()
+            .unwrap()
+            .operator_settings(&crate::policy::PluginId::parse("quote").unwrap());
+        assert_eq!(quote["url"].0, "https://env.example/r");
+        assert_eq!(quote["retries"].0, "3");
         assert_eq!(c.shared_keys["KSfile"], Secret("from-file".into()));
 
         std::fs::write(&path, "adress = \"typo\"").unwrap();
@@ -497,13 +651,35 @@ mod tests {
     fn shared_keys_from_env() {
         let c = Config::resolve(
             &ServeArgs::default(),
-            env(&[("TWILIO_SHARED_KEYS", "KSa=s3cret-a, KSb = s3cret-b,junk")]),
+            env(&[("TWILIO_SHARED_KEYS", "KSa=s3cret-a, KSb = s3cret-b,")]),
         )
         .unwrap();
         assert_eq!(c.shared_keys.len(), 2);
         assert_eq!(c.shared_keys["KSb"], Secret("s3cret-b".into()));
         let debug = format!("{c:?}");
         assert!(!debug.contains("s3cret"), "secrets in Debug: {debug}");
+    }
+
+    /// `TWILIO_SHARED_KEYS="KS1=$UNSET"` must not make an empty HMAC key
+    /// valid: wasmbot refuses to start.
+    #[test]
+    fn empty_shared_keys_are_refused() {
+        for bad in ["KS1=", "=secret", "KS1=s,KS2= ", "junk", "KS1"] {
+            let err = Config::resolve(&ServeArgs::default(), env(&[("TWILIO_SHARED_KEYS", bad)]))
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("empty") || err.contains("is not KSid=secret"),
+                "{bad}: {err}"
+            );
+            assert!(
+                !err.contains("secret\""),
+                "{bad}: the secret is not echoed: {err}"
+            );
+        }
+        assert!(
+            Config::resolve(&ServeArgs::default(), env(&[("WASMBOT_ADMIN_TOKEN", " ")])).is_err()
+        );
     }
 
     #[test]

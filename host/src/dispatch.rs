@@ -1,8 +1,12 @@
 //! Dispatch: hands one message to every loaded plugin at once, each in its
 //! own task with the same deadline, collects the answers in plugin order
 //! and merges them. A plugin that fails, traps or runs out of time is
-//! logged with its name and left out; the others still answer.
+//! logged with its id and left out; the others still answer. When the host
+//! has no room for a plugin (memory budget, instance pool) the message is
+//! not answered with plugins silently missing: the calls still running
+//! are stopped and the message is refused as [`AtCapacity`].
 
+use crate::error::PluginError;
 use crate::merge;
 use crate::message::{Inbound, Outgoing, Reply};
 use crate::registry::Registry;
@@ -13,11 +17,17 @@ use std::time::{Duration, Instant};
 #[derive(Debug)]
 pub struct Answer {
     pub messages: Vec<Outgoing>,
-    /// Plugins that answered, in merge order.
+    /// Plugins (ids) that answered, in merge order.
     pub answered: Vec<String>,
-    /// Plugins that failed, with the reason.
-    pub failed: Vec<(String, String)>,
+    /// Plugins (ids) that failed, with the reason.
+    pub failed: Vec<(String, PluginError)>,
 }
+
+/// The host had no room to run every plugin for this message; it must be
+/// refused (503) so that Twilio retries it, never answered in part.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct AtCapacity(pub String);
 
 pub struct Dispatcher {
     registry: Arc<Registry>,
@@ -46,7 +56,7 @@ impl Dispatcher {
         &self.registry
     }
 
-    pub async fn dispatch(&self, msg: Inbound) -> Answer {
+    pub async fn dispatch(&self, msg: Inbound) -> Result<Answer, AtCapacity> {
         let snapshot = self.registry.snapshot();
         let msg = Arc::new(msg);
         let deadline = Instant::now() + self.plugin_timeout;
@@ -59,11 +69,18 @@ impl Dispatcher {
             let (loaded, msg) = (loaded.clone(), msg.clone());
             tasks.spawn(async move { (index, loaded.plugin.handle(&msg, deadline).await) });
         }
-        let mut results: Vec<Option<Result<Option<Reply>, String>>> =
+        let mut results: Vec<Option<Result<Option<Reply>, PluginError>>> =
             vec![None; snapshot.plugins.len()];
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((index, result)) => results[index] = Some(result.map_err(|e| e.to_string())),
+                Ok((index, Err(PluginError::Capacity(why)))) => {
+                    // Stop the others at once: their memory goes back too.
+                    tasks.abort_all();
+                    let id = &snapshot.plugins[index].id;
+                    tracing::warn!(plugin = %id, "message refused, the host is at capacity: {why}");
+                    return Err(AtCapacity(why));
+                }
+                Ok((index, result)) => results[index] = Some(result),
                 // A panic in host code for one plugin: its slot stays empty.
                 Err(e) => tracing::error!("plugin task failed: {e}"),
             }
@@ -74,36 +91,37 @@ impl Dispatcher {
         let mut replies = Vec::new();
         for (loaded, result) in snapshot.plugins.iter().zip(results) {
             let info = loaded.plugin.info();
+            let id = loaded.id.as_str();
             let result = match result {
                 Some(result) => result,
                 None if loaded.stats.is_disabled() => continue,
-                None => Err("host task failed".to_owned()),
+                None => Err(PluginError::Instantiate("the host task failed".to_owned())),
             };
             match result {
                 Ok(reply) => {
                     loaded.stats.success();
                     if let Some(reply) = reply {
-                        answered.push(info.name.clone());
-                        replies.push((info.name.as_str(), reply));
+                        answered.push(id.to_owned());
+                        replies.push((id, reply));
                     }
                 }
                 Err(error) => {
                     tracing::warn!(
-                        plugin = info.name,
+                        plugin = id,
                         version = info.version,
                         file = loaded.file,
                         "plugin left out: {error}"
                     );
                     if loaded.stats.failure(&error, self.disable_after) {
                         tracing::error!(
-                            plugin = info.name,
+                            plugin = id,
                             file = loaded.file,
                             "plugin disabled after {} failures in a row; a new version of \
                              its file, SIGHUP or POST /plugins/reload enables it again",
                             self.disable_after
                         );
                     }
-                    failed.push((info.name.clone(), error));
+                    failed.push((id.to_owned(), error));
                 }
             }
         }
@@ -112,10 +130,10 @@ impl Dispatcher {
             &self.apology,
             &self.limits,
         );
-        Answer {
+        Ok(Answer {
             messages,
             answered,
             failed,
-        }
+        })
     }
 }

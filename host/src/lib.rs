@@ -2,17 +2,23 @@
 //! WebAssembly components. See `ARCHITECTURE.md` for the map.
 //!
 //! The request path, one module per stage:
-//! [`webhook`] → [`dispatch`] → [`runtime`] → [`merge`] → [`twiml`],
-//! with [`registry`] (loaded plugins) and [`watcher`] (hot reload),
-//! [`outbound`] (plugins' HTTP), [`signature`] and [`config`] beside it.
+//! [`edge`] (connections) → [`webhook`] → [`dispatch`] → [`runtime`] →
+//! [`merge`] → [`twiml`], with [`registry`] (loaded plugins) and
+//! [`watcher`] (hot reload), [`policy`] (plugin identity and grants),
+//! [`outbound`] (plugins' HTTP), [`signature`], [`admin`] and [`config`]
+//! beside it.
 
+pub mod admin;
 pub mod chat;
 pub mod check;
 pub mod config;
 pub mod dispatch;
+pub mod edge;
+pub mod error;
 pub mod merge;
 pub mod message;
 pub mod outbound;
+pub mod policy;
 pub mod registry;
 pub mod runtime;
 pub mod scaffold;
@@ -25,12 +31,14 @@ pub mod webhook;
 use anyhow::Context as _;
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// A server built from a [`config::Config`]: the router plus the registry
 /// behind it, for tests and embedders.
 pub struct Server {
     pub state: Arc<webhook::AppState>,
     pub registry: Arc<registry::Registry>,
+    edge: edge::Limits,
     watch: bool,
 }
 
@@ -40,16 +48,18 @@ impl Server {
         runtime::Runtime::new(
             runtime::Limits {
                 memory: config.plugin_memory,
+                memory_budget: config.memory_budget,
+                pool_instances: config.pool_instances(),
                 http: outbound::Limits {
                     timeout: config.http_timeout,
                     max_body: config.http_max_body,
                     max_requests: config.http_max_requests,
+                    proxy: config.outbound_proxy.clone(),
                     ..outbound::Limits::default()
                 },
                 ..runtime::Limits::default()
             },
             config.cache_dir.as_deref(),
-            config.operator_hosts(),
         )
         .context("starting the WebAssembly runtime")
     }
@@ -58,11 +68,14 @@ impl Server {
     /// [`Server::run`] or [`Server::start_plugins`].
     pub fn new(config: &config::Config) -> anyhow::Result<Self> {
         let runtime = Self::runtime(config)?;
-        let settings_config = config.clone();
         let registry = Arc::new(registry::Registry::new(
             Arc::new(runtime),
             config.plugins_dir.clone(),
-            Arc::new(move |name: &str| settings_config.plugin_settings(name)),
+            Arc::new(config.policy()?),
+            registry::Limits {
+                max_plugin_size: config.max_plugin_size,
+                max_plugins: config.max_plugins,
+            },
         ));
         let mut dispatcher = dispatch::Dispatcher::new(
             registry.clone(),
@@ -70,15 +83,13 @@ impl Server {
             config.apology.clone(),
         );
         dispatcher.disable_after = config.disable_after_failures;
-        let auth = (config.auth_token.is_some() || !config.shared_keys.is_empty()).then(|| {
-            webhook::Auth {
-                token: config.auth_token.clone(),
-                shared_keys: config.shared_keys.clone(),
-                public_url: config.public_url.clone(),
-                trust_forwarded: config.trust_forwarded,
-            }
+        let auth = config.webhook_auth().then(|| webhook::Auth {
+            token: config.auth_token.clone(),
+            shared_keys: config.shared_keys.clone(),
+            public_url: config.public_url.clone(),
+            trust_forwarded: config.trust_forwarded,
         });
-        if config.plugin_timeout > std::time::Duration::from_secs(10) {
+        if config.plugin_timeout > Duration::from_secs(10) {
             tracing::warn!(
                 timeout = ?config.plugin_timeout,
                 "the plugin time limit is above 10 s; Twilio gives up on a reply after 15 s"
@@ -88,11 +99,22 @@ impl Server {
             state: Arc::new(webhook::AppState {
                 dispatcher,
                 auth,
+                admin: admin::AdminAuth::new(config.admin_token.clone(), config.webhook_auth()),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
                 replay: webhook::Replay::new(config.idempotency_cache),
                 max_body: config.max_request_body,
             }),
             registry,
+            edge: edge::Limits {
+                header_timeout: config.header_timeout,
+                max_connections: config
+                    .max_connections
+                    .unwrap_or_else(edge::default_max_connections),
+                // A message takes at most the body time and the plugins' time.
+                shutdown_grace: webhook::BODY_TIMEOUT
+                    + config.plugin_timeout
+                    + Duration::from_secs(5),
+            },
             watch: config.watch,
         })
     }
@@ -126,6 +148,7 @@ impl Server {
         let mut tasks = vec![tokio::spawn(watcher::reload_loop(
             self.registry.clone(),
             rx,
+            tx.clone(),
         ))];
         #[cfg(unix)]
         {
@@ -146,6 +169,11 @@ impl Server {
         })
     }
 
+    /// The connection limits the server applies.
+    pub fn edge_limits(&self) -> &edge::Limits {
+        &self.edge
+    }
+
     /// Loads the plugins, keeps them in step with the folder and serves on
     /// `listener` until `shutdown` resolves; messages in flight then finish
     /// before this returns.
@@ -157,18 +185,18 @@ impl Server {
         if self.state.auth.is_none() {
             tracing::warn!(
                 "TWILIO_AUTH_TOKEN is not set: requests are NOT authenticated; anyone who \
-                 knows the URL can talk to the bot"
+                 knows the URL can talk to the bot (and use GET /plugins and \
+                 POST /plugins/reload unless WASMBOT_ADMIN_TOKEN is set)"
+            );
+        } else if self.state.admin.token.is_none() {
+            tracing::info!(
+                "WASMBOT_ADMIN_TOKEN is not set: GET /plugins and POST /plugins/reload are off"
             );
         }
         let _background = self.start_plugins()?;
-        axum::serve(
-            listener,
-            self.router()
-                .into_make_service_with_connect_info::<std::net::SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown)
-        .await
-        .context("serving HTTP")
+        edge::serve(listener, self.router(), self.edge.clone(), shutdown)
+            .await
+            .context("serving HTTP")
     }
 }
 

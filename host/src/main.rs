@@ -82,9 +82,14 @@ fn main() {
 }
 
 fn run() -> anyhow::Result<()> {
-    // The seed read `.flaskenv`; wasmbot reads `.env` when there is one.
-    // Variables already set win over the file.
-    let dotenv = dotenvy::dotenv().ok();
+    // The seed read `.flaskenv`; wasmbot reads `.env` in the working
+    // directory when there is one (never from a parent folder). Variables
+    // already set win over the file.
+    let dotenv = std::path::Path::new(".env")
+        .is_file()
+        .then(|| dotenvy::from_path(".env").map(|()| std::path::PathBuf::from(".env")))
+        .transpose()
+        .context("reading .env")?;
     let cli = Cli::parse();
     // Chat and check print for a person: only warnings go to the log.
     let quiet = matches!(
@@ -201,7 +206,16 @@ async fn chat(
     }
 }
 
-async fn serve(config: Config) -> anyhow::Result<()> {
+async fn serve(mut config: Config) -> anyhow::Result<()> {
+    if let Some(file) = &config.config_file {
+        tracing::info!(file = %file.display(), "read configuration file");
+    }
+    // Descriptors bound the connections served and the plugins' own.
+    let fds = wasmbot::edge::raise_fd_limit();
+    if config.max_connections.is_none() {
+        config.max_connections = Some(wasmbot::edge::default_max_connections());
+    }
+    tracing::debug!(?fds, max_connections = ?config.max_connections, "open files");
     let server = wasmbot::Server::new(&config)?;
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await

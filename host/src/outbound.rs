@@ -1,19 +1,25 @@
-//! Outbound HTTP on a plugin's behalf: one shared `reqwest` client
-//! (connection pooling), a per-plugin allow list of hosts checked on every
-//! hop of a redirect, a total time limit and a response-size cap. Every
-//! failure is an [`HttpError`] value, handed back to the plugin as a WIT
-//! result; nothing here can trap a plugin or panic the host.
+//! Outbound HTTP on a plugin's behalf. Each plugin gets its own `reqwest`
+//! client (its own connection pool and resolver) enforcing its
+//! [`AllowList`]: every URL on the way, redirect hops included, must be on
+//! it; a total time limit and a response-size cap bound the exchange.
+//! Every failure is an [`HttpError`] value, handed back to the plugin as a
+//! WIT result; nothing here can trap a plugin or panic the host.
 //!
-//! SSRF: loopback, private, link-local and other non-public addresses are
-//! refused unless the operator named that host in the plugin's settings
-//! (a plugin's own declared defaults do not count). IP literals are checked
-//! directly; names are resolved and checked before the request, and the
-//! client's resolver drops non-public answers for every name no operator
-//! setting names, so a DNS answer that changes in between (rebinding)
-//! gains nothing.
+//! SSRF: loopback, private, link-local and other non-public addresses
+//! ([`is_public`]) are refused unless the operator allowed that host as
+//! private (`allowed_private_hosts`, or a URL value the operator set). IP
+//! literals are checked before connecting; names are checked by the
+//! client's own resolver, which drops non-public answers, so the address
+//! checked is the address connected to and DNS rebinding gains nothing.
+//!
+//! Proxies: the environment's `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are
+//! ignored (a proxy resolves names itself, out of the guard's reach). An
+//! egress proxy is the operator's explicit `outbound_proxy`; names are
+//! then resolved, and must be policed, by that proxy.
 
-use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr};
+use crate::policy::{AllowList, normal};
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -57,98 +63,49 @@ pub enum HttpError {
     Transport(String),
 }
 
-/// The hosts one plugin may reach (lowercase host names or IP literals;
-/// any port), and which of them may be non-public addresses.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AllowList {
-    hosts: BTreeSet<String>,
-    /// Hosts the operator named: these may resolve to private addresses.
-    private_ok: BTreeSet<String>,
-}
-
-impl AllowList {
-    /// `effective`: the plugin's settings (its declared defaults, overridden
-    /// by the operator's); `operator`: the operator's settings alone. The
-    /// hosts of absolute `http(s)` URL values and of the comma-separated
-    /// `allowed_hosts` of `effective` are allowed; those of `operator` may
-    /// also be non-public.
-    pub fn new(effective: &BTreeMap<String, String>, operator: &BTreeMap<String, String>) -> Self {
-        AllowList {
-            hosts: hosts_in(effective),
-            private_ok: hosts_in(operator),
-        }
-    }
-
-    pub fn allows(&self, url: &url::Url) -> bool {
-        url.host_str()
-            .is_some_and(|h| self.hosts.contains(&normal(h)))
-    }
-
-    /// Whether `host` may be a loopback, private or link-local address.
-    pub fn allows_private(&self, host: &str) -> bool {
-        self.private_ok.contains(&normal(host))
-    }
-
-    pub fn hosts(&self) -> impl Iterator<Item = &str> {
-        self.hosts.iter().map(String::as_str)
-    }
-}
-
-/// The hosts named by `settings`: those of absolute `http(s)` URL values,
-/// and the entries of `allowed_hosts`.
-pub fn hosts_in(settings: &BTreeMap<String, String>) -> BTreeSet<String> {
-    let mut hosts: BTreeSet<String> = settings
-        .values()
-        .filter_map(|v| url::Url::parse(v.trim()).ok())
-        .filter(|u| matches!(u.scheme(), "http" | "https"))
-        .filter_map(|u| u.host_str().map(normal))
-        .collect();
-    if let Some(extra) = settings.get("allowed_hosts") {
-        hosts.extend(extra.split(',').map(normal).filter(|h| !h.is_empty()));
-    }
-    hosts
-}
-
-/// Lowercase, without the brackets of an IPv6 literal.
-fn normal(host: &str) -> String {
-    host.trim()
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .to_ascii_lowercase()
-}
-
 /// Whether `ip` is an address of the public internet: not loopback,
-/// private, link-local (cloud metadata lives there), shared, unspecified,
-/// broadcast, multicast or documentation space.
+/// private, link-local (cloud metadata lives there), shared, reserved,
+/// unspecified, broadcast, multicast or documentation space, nor an IPv6
+/// form that embeds or translates to IPv4 (mapped, compatible, NAT64,
+/// 6to4, Teredo), whose IPv4 half could be any of those.
 pub fn is_public(ip: IpAddr) -> bool {
     match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            !(v4.is_loopback()
-                || v4.is_private()
-                || v4.is_link_local()
-                || v4.is_unspecified()
-                || v4.is_broadcast()
-                || v4.is_multicast()
-                || v4.is_documentation()
-                || a == 0
-                || (a == 100 && (64..128).contains(&b)) // shared (CGNAT)
-                || (a == 198 && (b == 18 || b == 19)) // benchmarking
-                || a >= 240)
-        }
+        IpAddr::V4(v4) => is_public_v4(v4),
         IpAddr::V6(v6) => {
             if let Some(v4) = v6.to_ipv4_mapped() {
-                return is_public(IpAddr::V4(v4));
+                return is_public_v4(v4);
             }
-            let first = v6.segments()[0];
+            let s = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
-                || (first & 0xfe00) == 0xfc00 // unique local
-                || (first & 0xffc0) == 0xfe80 // link-local
-                || first == 0x2001 && v6.segments()[1] == 0x0db8) // documentation
+                || s[..6] == [0; 6] // IPv4-compatible ::a.b.c.d (deprecated)
+                || (s[0], s[1]) == (0x0064, 0xff9b) // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
+                || s[0] == 0x2002 // 6to4
+                || (s[0], s[1]) == (0x2001, 0x0000) // Teredo
+                || (s[0], s[1], s[2], s[3]) == (0x0100, 0, 0, 0) // discard-only 100::/64
+                || (s[0] & 0xfe00) == 0xfc00 // unique local
+                || (s[0] & 0xffc0) == 0xfe80 // link-local
+                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || (s[0], s[1]) == (0x2001, 0x0db8)) // documentation
         }
     }
+}
+
+fn is_public_v4(v4: Ipv4Addr) -> bool {
+    let [a, b, c, _] = v4.octets();
+    !(v4.is_loopback()
+        || v4.is_private()
+        || v4.is_link_local()
+        || v4.is_unspecified()
+        || v4.is_broadcast()
+        || v4.is_multicast()
+        || v4.is_documentation()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared (CGNAT)
+        || (a, b, c) == (192, 0, 0) // IETF protocol assignments
+        || (a == 198 && (b == 18 || b == 19)) // benchmarking
+        || a >= 240) // reserved
 }
 
 /// Limits of outbound HTTP.
@@ -162,6 +119,9 @@ pub struct Limits {
     pub max_body: usize,
     /// Redirects followed for GET and HEAD.
     pub max_redirects: usize,
+    /// The operator's egress proxy (`outbound_proxy`); `None`: direct,
+    /// whatever the environment says.
+    pub proxy: Option<url::Url>,
 }
 
 impl Default for Limits {
@@ -171,60 +131,76 @@ impl Default for Limits {
             max_requests: 10,
             max_body: 1 << 20,
             max_redirects: 5,
+            proxy: None,
         }
     }
 }
 
-/// The shared client. Cheap to clone.
+/// One plugin's HTTP client. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbound {
     client: reqwest::Client,
     limits: Limits,
+    allow: AllowList,
 }
 
 impl Outbound {
-    /// `private_ok`: every host any operator setting names; only these may
-    /// resolve to non-public addresses.
-    pub fn new(limits: Limits, private_ok: BTreeSet<String>) -> Result<Self, HttpError> {
-        let client = reqwest::Client::builder()
+    /// A client that reaches only what `allow` allows.
+    pub fn new(limits: Limits, allow: AllowList) -> Result<Self, HttpError> {
+        let mut private_ok = allow.private_hosts();
+        let mut builder = reqwest::Client::builder()
             .user_agent(concat!("wasmbot/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(PublicOnly {
-                private_ok: Arc::new(private_ok),
-            }))
             // Redirects are followed by hand so that each hop is checked.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.timeout)
             .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(8);
+        builder = match &limits.proxy {
+            Some(proxy) => {
+                // The proxy is the operator's: it may live on their network.
+                if let Some(host) = proxy.host_str() {
+                    private_ok.insert(normal(host));
+                }
+                let proxy = reqwest::Proxy::all(proxy.as_str())
+                    .map_err(|e| HttpError::Transport(format!("outbound_proxy: {e}")))?;
+                builder.proxy(proxy)
+            }
+            None => builder.no_proxy(),
+        };
+        let client = builder
+            .dns_resolver(Arc::new(PublicOnly {
+                private_ok: Arc::new(private_ok),
+            }))
             .build()
             .map_err(|e| HttpError::Transport(e.to_string()))?;
-        Ok(Outbound { client, limits })
+        Ok(Outbound {
+            client,
+            limits,
+            allow,
+        })
     }
 
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
 
-    /// Performs `req` if every URL on the way is allowed by `allow`.
-    pub async fn send(
-        &self,
-        allow: &AllowList,
-        req: HttpRequest,
-    ) -> Result<HttpResponse, HttpError> {
-        tokio::time::timeout(self.limits.timeout, self.send_inner(allow, req))
+    pub fn allow(&self) -> &AllowList {
+        &self.allow
+    }
+
+    /// Performs `req` if every URL on the way is allowed.
+    pub async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+        tokio::time::timeout(self.limits.timeout, self.send_inner(req))
             .await
             .unwrap_or(Err(HttpError::Timeout))
     }
 
-    async fn send_inner(
-        &self,
-        allow: &AllowList,
-        req: HttpRequest,
-    ) -> Result<HttpResponse, HttpError> {
+    async fn send_inner(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
         let mut url = parse(&req.url)?;
         let follows = matches!(req.method, Method::Get | Method::Head);
         let mut hops = 0;
         loop {
-            check_destination(allow, &url).await?;
+            check_destination(&self.allow, &url)?;
             let mut builder = self.client.request(method(req.method), url.clone());
             for (name, value) in &req.headers {
                 builder = builder.header(name.as_str(), value.as_str());
@@ -284,43 +260,55 @@ impl Outbound {
     }
 }
 
-/// The allow list, then the addresses: IP literals directly, names by
-/// resolving them.
-async fn check_destination(allow: &AllowList, url: &url::Url) -> Result<(), HttpError> {
+/// The allow list, and the address of an IP literal. Names are checked
+/// where they are resolved, in [`PublicOnly`].
+fn check_destination(allow: &AllowList, url: &url::Url) -> Result<(), HttpError> {
     let host = url.host_str().unwrap_or_default();
     if !allow.allows(url) {
-        return Err(HttpError::Denied(format!("{host} is not an allowed host")));
+        return Err(HttpError::Denied(format!(
+            "{host} is not an allowed host (the operator grants hosts with allowed_hosts)"
+        )));
     }
-    if allow.allows_private(host) {
-        return Ok(());
-    }
-    let private = |ip: IpAddr| {
-        HttpError::Denied(format!(
-            "{host} is {ip}, a non-public address; the operator must name the host in the \
-             plugin's settings to allow it"
-        ))
+    let ip: Option<IpAddr> = match url.host() {
+        Some(url::Host::Ipv4(ip)) => Some(ip.into()),
+        Some(url::Host::Ipv6(ip)) => Some(ip.into()),
+        _ => None,
     };
-    match url.host() {
-        Some(url::Host::Ipv4(ip)) if !is_public(ip.into()) => Err(private(ip.into())),
-        Some(url::Host::Ipv6(ip)) if !is_public(ip.into()) => Err(private(ip.into())),
-        Some(url::Host::Domain(name)) => {
-            let port = url.port_or_known_default().unwrap_or(80);
-            let addrs = tokio::net::lookup_host((name, port))
-                .await
-                .map_err(|e| HttpError::Transport(format!("cannot resolve {name}: {e}")))?;
-            for addr in addrs {
-                if !is_public(addr.ip()) {
-                    return Err(private(addr.ip()));
-                }
-            }
-            Ok(())
+    match ip {
+        Some(ip) if !is_public(ip) && !allow.allows_private(host) => {
+            Err(HttpError::Denied(NonPublic::message(host, ip)))
         }
         _ => Ok(()),
     }
 }
 
-/// The shared client's resolver: drops non-public addresses of every name
-/// that no operator setting names.
+/// A name that resolved to non-public addresses only, for a plugin not
+/// allowed to reach them there.
+#[derive(Debug)]
+struct NonPublic {
+    host: String,
+    ip: IpAddr,
+}
+
+impl NonPublic {
+    fn message(host: &str, ip: IpAddr) -> String {
+        format!(
+            "{host} is {ip}, a non-public address; only hosts the operator lists in \
+             allowed_private_hosts (or names in a URL setting) may be"
+        )
+    }
+}
+
+impl std::fmt::Display for NonPublic {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&Self::message(&self.host, self.ip))
+    }
+}
+
+impl std::error::Error for NonPublic {}
+
+/// One plugin's resolver: drops non-public addresses of every name the
+/// operator did not allow as private.
 struct PublicOnly {
     private_ok: Arc<BTreeSet<String>>,
 }
@@ -330,15 +318,25 @@ impl reqwest::dns::Resolve for PublicOnly {
         let private_ok = self.private_ok.clone();
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| private_ok.contains(&normal(&host)) || is_public(a.ip()))
+            let all: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let may_be_private = private_ok.contains(&normal(&host));
+            let addrs: Vec<SocketAddr> = all
+                .iter()
+                .copied()
+                .filter(|a| may_be_private || is_public(a.ip()))
                 .collect();
-            if addrs.is_empty() {
-                let e = std::io::Error::other(format!("{host} has no public address"));
-                return Err(Box::new(e) as Box<dyn std::error::Error + Send + Sync>);
+            match (addrs.is_empty(), all.first()) {
+                (true, Some(first)) => Err(Box::new(NonPublic {
+                    host,
+                    ip: first.ip(),
+                })
+                    as Box<dyn std::error::Error + Send + Sync>),
+                (true, None) => Err(Box::new(std::io::Error::other(format!(
+                    "{host} has no address"
+                )))
+                    as Box<dyn std::error::Error + Send + Sync>),
+                (false, _) => Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs),
             }
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
     }
 }
@@ -366,10 +364,14 @@ fn transport(e: reqwest::Error) -> HttpError {
     if e.is_timeout() {
         return HttpError::Timeout;
     }
-    // The chain carries the useful part ("connection refused", TLS errors).
+    // The chain carries the useful part ("connection refused", TLS errors)
+    // and, from our resolver, a refused address.
     let mut msg = e.to_string();
     let mut source = std::error::Error::source(&e);
     while let Some(s) = source {
+        if let Some(refused) = s.downcast_ref::<NonPublic>() {
+            return HttpError::Denied(refused.to_string());
+        }
         msg = format!("{msg}: {s}");
         source = s.source();
     }
@@ -379,55 +381,7 @@ fn transport(e: reqwest::Error) -> HttpError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn settings(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect()
-    }
-
-    #[test]
-    fn allow_list_from_settings() {
-        let declared = settings(&[
-            ("url", "https://overridden.example/random"),
-            ("quotes", "https://API.quotable.io/random"),
-            ("note", "not a url"),
-            ("ftp", "ftp://files.example/x"),
-            ("n", "42"),
-            ("local", "http://localhost:9/"),
-        ]);
-        let operator = settings(&[
-            ("url", "http://127.0.0.1:8080/x"),
-            ("allowed_hosts", " extra.example , ,OTHER.example,[::1]"),
-        ]);
-        let mut effective = declared.clone();
-        effective.extend(operator.clone());
-        let allow = AllowList::new(&effective, &operator);
-        let hosts: Vec<_> = allow.hosts().collect();
-        assert_eq!(
-            hosts,
-            [
-                "127.0.0.1",
-                "::1",
-                "api.quotable.io",
-                "extra.example",
-                "localhost",
-                "other.example"
-            ]
-        );
-        let ok = |u: &str| allow.allows(&url::Url::parse(u).unwrap());
-        assert!(ok("https://api.quotable.io/quotes/random?x=1"));
-        assert!(ok("http://127.0.0.1:9/any"));
-        assert!(ok("http://[::1]:9/any"));
-        assert!(!ok("https://quotable.io/random"));
-        assert!(!ok("https://api.quotable.io.evil.example/"));
-        assert!(!ok("https://overridden.example/random"));
-        // Only what the operator named may be private.
-        assert!(allow.allows_private("127.0.0.1"));
-        assert!(allow.allows_private("[::1]"));
-        assert!(!allow.allows_private("localhost"));
-    }
+    use std::net::Ipv6Addr;
 
     #[test]
     fn public_and_private_addresses() {
@@ -436,6 +390,7 @@ mod tests {
             "1.1.1.1",
             "2606:4700:4700::1111",
             "::ffff:8.8.8.8",
+            "2001:4860:4860::8888",
         ] {
             assert!(is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -449,37 +404,66 @@ mod tests {
             "0.0.0.0",
             "255.255.255.255",
             "224.0.0.1",
+            "192.0.0.8",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
             "::1",
             "::",
             "fd00::1",
             "fe80::1",
+            "fec0::1",
             "::ffff:127.0.0.1",
             "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "::169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "64:ff9b:1::1",
+            "2002:a9fe:a9fe::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "100::1",
+            "2001:db8::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
+        }
+        let nat64: Ipv6Addr = "64:ff9b::808:808".parse().unwrap();
+        assert!(!is_public(nat64.into()), "NAT64 as a whole");
+    }
+
+    fn client(hosts: &[(&str, bool)]) -> Outbound {
+        let allow = AllowList::new(hosts.iter().map(|(h, p)| (h.to_string(), *p)));
+        Outbound::new(Limits::default(), allow).unwrap()
+    }
+
+    fn get(url: &str) -> HttpRequest {
+        HttpRequest {
+            method: Method::Get,
+            url: url.into(),
+            headers: Vec::new(),
+            body: None,
         }
     }
 
     #[tokio::test]
     async fn non_public_destinations_need_the_operator() {
-        let declared = settings(&[
-            ("meta", "http://169.254.169.254/latest"),
-            ("local", "http://localhost:9/"),
-        ]);
-        let allow = AllowList::new(&declared, &BTreeMap::new());
+        let out = client(&[("169.254.169.254", false), ("localhost", false)]);
         for url in ["http://169.254.169.254/latest", "http://localhost:9/"] {
-            let err = check_destination(&allow, &url::Url::parse(url).unwrap())
-                .await
-                .unwrap_err();
+            let err = out.send(get(url)).await.unwrap_err();
             assert!(
                 matches!(&err, HttpError::Denied(why) if why.contains("non-public")),
-                "{err}"
+                "{url}: {err}"
             );
         }
-        let operator = settings(&[("allowed_hosts", "localhost")]);
-        let allow = AllowList::new(&operator, &operator);
-        let url = url::Url::parse("http://localhost:9/").unwrap();
-        assert_eq!(check_destination(&allow, &url).await, Ok(()));
+        let err = out.send(get("http://example.invalid/")).await.unwrap_err();
+        assert!(
+            matches!(&err, HttpError::Denied(why) if why.contains("not an allowed host")),
+            "{err}"
+        );
+        // Allowed as private: the request goes out (and finds nothing
+        // listening on port 9).
+        let out = client(&[("localhost", true)]);
+        let err = out.send(get("http://localhost:9/")).await.unwrap_err();
+        assert!(matches!(err, HttpError::Transport(_)), "{err}");
     }
 
     #[test]

@@ -66,8 +66,15 @@ pub fn watch(
 }
 
 /// Applies reload requests to `registry` until the channel closes,
-/// coalescing requests that queued up during a load.
-pub async fn reload_loop(registry: Arc<Registry>, mut rx: mpsc::UnboundedReceiver<Reload>) {
+/// coalescing requests that queued up during a load, and schedules the
+/// retries of transient failures (sent back through `tx` after their delay).
+pub async fn reload_loop(
+    registry: Arc<Registry>,
+    mut rx: mpsc::UnboundedReceiver<Reload>,
+    tx: mpsc::UnboundedSender<Reload>,
+) {
+    // Dropped with this task, which cancels the pending retries.
+    let mut retries = tokio::task::JoinSet::new();
     while let Some(first) = rx.recv().await {
         let mut all = false;
         let mut names = BTreeSet::new();
@@ -83,6 +90,14 @@ pub async fn reload_loop(registry: Arc<Registry>, mut rx: mpsc::UnboundedReceive
             registry.scan().await;
         } else {
             registry.reload(names).await;
+        }
+        while retries.try_join_next().is_some() {}
+        for (file, delay) in registry.take_retries() {
+            let tx = tx.clone();
+            retries.spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = tx.send(Reload::Files(vec![file]));
+            });
         }
     }
 }

@@ -1,28 +1,36 @@
-//! The HTTP edge: Twilio's webhook (`POST /bot`), `GET /healthz`,
-//! `GET /plugins` and `POST /plugins/reload`. Parses the form leniently, checks the signature, hands
-//! the message to dispatch and answers TwiML. Bad input gets a 4xx with a
-//! short reason; nothing a request does yields a 5xx.
+//! The webhook: Twilio's `POST /bot` and `GET /healthz`. Takes an
+//! in-flight permit (503 past `max_in_flight`), reads the body within its
+//! time and size limits, parses the form leniently, checks the signature,
+//! answers a retry from the idempotency cache, hands the message to
+//! dispatch and answers TwiML. Bad input gets a 4xx with a short reason;
+//! the only 5xx is 503 when the bot is at capacity, which Twilio retries.
+//! The admin endpoints are in [`crate::admin`], the connection handling
+//! below this in [`crate::edge`].
 
+use crate::admin::AdminAuth;
 use crate::config::Secret;
 use crate::dispatch::Dispatcher;
 use crate::message::Inbound;
 use crate::{signature, twiml};
-use axum::extract::{ConnectInfo, OriginalUri, State};
+use axum::Router;
+use axum::extract::{OriginalUri, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use sha2::{Digest as _, Sha256};
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 /// Everything the handlers need.
 pub struct AppState {
     pub dispatcher: Dispatcher,
     pub auth: Option<Auth>,
-    /// Permits for messages handled at once (load shedding).
+    /// Who may use `GET /plugins` and `POST /plugins/reload`.
+    pub admin: AdminAuth,
+    /// Permits for messages handled at once, body read included (load
+    /// shedding).
     pub in_flight: Arc<Semaphore>,
     /// Replies by idempotency token, for Twilio's retries.
     pub replay: Replay,
@@ -45,6 +53,12 @@ pub struct Auth {
 /// Twilio repeats the token when it retries a webhook, and the retry gets
 /// the first reply without the plugins running (and fetching, and
 /// answering) again. Oldest entries go first; entries expire.
+///
+/// The token is not signed, so it is never the key alone: the key is a
+/// hash of the token with the request's path and query, its signature and
+/// its body ([`replay_key`]). A retry repeats all four; another message
+/// reusing a token (or a guessed one) misses, and never gets someone
+/// else's reply.
 pub struct Replay {
     capacity: usize,
     ttl: Duration,
@@ -96,14 +110,28 @@ impl Replay {
     }
 }
 
-/// The router.
+/// The key of a request in the [`Replay`] cache.
+pub fn replay_key(token: &str, path_and_query: &str, signature: &str, body: &[u8]) -> String {
+    let mut hash = Sha256::new();
+    for part in [
+        token.as_bytes(),
+        path_and_query.as_bytes(),
+        signature.as_bytes(),
+        body,
+    ] {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    hash.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The router: the webhook, health, and the admin endpoints.
 pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/bot", post(bot))
         .route("/healthz", get(healthz))
-        .route("/plugins", get(plugins))
-        .route("/plugins/reload", post(reload))
-        .with_state(state)
+        .with_state(state.clone())
+        .merge(crate::admin::router(state))
 }
 
 /// Why a webhook request was refused.
@@ -121,15 +149,12 @@ pub enum WebhookError {
     BodyHash,
     #[error("too many messages at once; retry shortly")]
     Busy,
+    #[error("the bot is at capacity ({0}); retry shortly")]
+    AtCapacity(String),
     #[error("request body too large")]
     TooLarge,
     #[error("request body not received in time")]
     SlowBody,
-    #[error(
-        "reloading needs a request from this machine, or `Authorization: Bearer <auth token>` \
-         when TWILIO_AUTH_TOKEN is set"
-    )]
-    ReloadForbidden,
 }
 
 impl IntoResponse for WebhookError {
@@ -139,11 +164,10 @@ impl IntoResponse for WebhookError {
             WebhookError::MissingSignature
             | WebhookError::BadSignature
             | WebhookError::UnknownKey(_)
-            | WebhookError::BodyHash
-            | WebhookError::ReloadForbidden => StatusCode::FORBIDDEN,
+            | WebhookError::BodyHash => StatusCode::FORBIDDEN,
             WebhookError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             WebhookError::SlowBody => StatusCode::REQUEST_TIMEOUT,
-            WebhookError::Busy => {
+            WebhookError::Busy | WebhookError::AtCapacity(_) => {
                 let retry = [(header::RETRY_AFTER, "1")];
                 return (StatusCode::SERVICE_UNAVAILABLE, retry, format!("{self}\n"))
                     .into_response();
@@ -171,8 +195,15 @@ async fn bot(
     if !is_form {
         return Err(WebhookError::UnsupportedMediaType);
     }
-    // A client that sends its body slowly must not hold a connection (and
-    // soon a permit) for long: Twilio sends ~1 KiB at once.
+    // Shed load rather than queue without bound; Twilio then tries the
+    // fallback URL. The permit covers the body read too, so slow senders
+    // count against the same budget as messages being answered.
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        tracing::warn!("message refused: max_in_flight messages are being handled");
+        return Err(WebhookError::Busy);
+    };
+    // A client that sends its body slowly must not hold a permit for long:
+    // Twilio sends ~1 KiB at once.
     let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, state.max_body))
         .await
     {
@@ -181,39 +212,43 @@ async fn bot(
         Ok(Err(_)) | Err(_) => return Err(WebhookError::SlowBody),
     };
     let params = parse_form(&body);
-
-    // Shed load rather than queue without bound; Twilio then tries the
-    // fallback URL.
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        tracing::warn!("message refused: max_in_flight messages are being handled");
-        return Err(WebhookError::Busy);
-    };
     if let Some(auth) = &state.auth {
         check_signature(auth, &uri, &headers, &body, &params)?;
     }
 
-    let token = headers
+    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
+    let key = headers
         .get("i-twilio-idempotency-token")
         .and_then(|v| v.to_str().ok())
         .filter(|t| !t.is_empty() && t.len() <= 256)
-        .map(str::to_owned);
-    if let Some(xml) = token.as_deref().and_then(|t| state.replay.get(t)) {
-        tracing::info!(token, "retry of a message already answered: same reply");
+        .map(|token| {
+            let signature = headers
+                .get("x-twilio-signature")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("");
+            replay_key(token, path_and_query, signature, &body)
+        });
+    if let Some(xml) = key.as_deref().and_then(|k| state.replay.get(k)) {
+        tracing::info!("retry of a message already answered: same reply");
         return Ok(twiml_response(xml.to_string()));
     }
 
     let msg = Inbound::from_params(params);
-    let sid = msg.message_sid.clone();
+    let sid = crate::error::untrusted(&msg.message_sid, 64);
     state.dispatcher.registry().wait_ready().await;
-    let answer = state.dispatcher.dispatch(msg).await;
+    let answer = match state.dispatcher.dispatch(msg).await {
+        Ok(answer) => answer,
+        // Not cached: the retry deserves every plugin.
+        Err(full) => return Err(WebhookError::AtCapacity(full.0)),
+    };
     let xml = twiml::render(&answer.messages);
-    if let Some(token) = &token {
-        state.replay.put(token, xml.as_str().into());
+    if let Some(key) = &key {
+        state.replay.put(key, xml.as_str().into());
     }
     tracing::info!(
         sid,
         answered = ?answer.answered,
-        failed = ?answer.failed.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+        failed = ?answer.failed.iter().map(|(id, _)| id).collect::<Vec<_>>(),
         messages = answer.messages.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "message"
@@ -222,7 +257,7 @@ async fn bot(
 }
 
 /// Time to receive a whole webhook body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Whether reading a body failed on its size limit.
 fn is_length_limit(e: &axum::Error) -> bool {
@@ -342,94 +377,6 @@ async fn healthz(State(state): State<Arc<AppState>>) -> Response {
     }
 }
 
-#[derive(serde::Serialize)]
-struct PluginView<'a> {
-    name: &'a str,
-    version: &'a str,
-    description: &'a str,
-    priority: i32,
-    file: &'a str,
-    sha256: &'a str,
-    size: u64,
-    /// Seconds since the Unix epoch.
-    loaded_at: u64,
-    settings: &'a [crate::runtime::Setting],
-    allowed_hosts: Vec<&'a str>,
-    grants: &'a crate::runtime::Grants,
-    #[serde(flatten)]
-    stats: crate::registry::StatsView,
-}
-
-/// Rescans the plugins folder now and answers like `GET /plugins`.
-/// Allowed from loopback when no Auth Token is set; with one, only with
-/// `Authorization: Bearer <token>` (a tunnel also connects from loopback).
-async fn reload(
-    State(state): State<Arc<AppState>>,
-    req: axum::extract::Request,
-) -> Result<Response, WebhookError> {
-    let token = state.auth.as_ref().and_then(|auth| auth.token.as_ref());
-    let allowed = match token {
-        Some(token) => req
-            .headers()
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .is_some_and(|given| {
-                subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.0.as_bytes()).into()
-            }),
-        None => req
-            .extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(peer)| peer.ip().is_loopback()),
-    };
-    if !allowed {
-        return Err(WebhookError::ReloadForbidden);
-    }
-    tracing::info!("reload requested over HTTP: rescanning the plugins folder");
-    state.dispatcher.registry().scan().await;
-    Ok(plugins(State(state)).await)
-}
-
-async fn plugins(State(state): State<Arc<AppState>>) -> Response {
-    let registry = state.dispatcher.registry();
-    let snapshot = registry.snapshot();
-    let plugins: Vec<PluginView<'_>> = snapshot
-        .plugins
-        .iter()
-        .map(|l| {
-            let info = l.plugin.info();
-            PluginView {
-                name: &info.name,
-                version: &info.version,
-                description: &info.description,
-                priority: info.priority,
-                file: &l.file,
-                sha256: &l.sha256,
-                size: l.size,
-                loaded_at: l
-                    .loaded_at
-                    .duration_since(UNIX_EPOCH)
-                    .unwrap_or_default()
-                    .as_secs(),
-                settings: &info.settings,
-                allowed_hosts: l.plugin.allowed_hosts().collect(),
-                grants: l.plugin.grants(),
-                stats: l.stats.view(),
-            }
-        })
-        .collect();
-    Json(serde_json::json!({
-        "ready": registry.is_ready(),
-        "dir": registry.dir().display().to_string(),
-        "plugins": plugins,
-        "errors": snapshot.errors,
-        "warnings": snapshot.warnings,
-        "cache": registry.runtime().cache_stats(),
-        "now": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
-    }))
-    .into_response()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -485,5 +432,21 @@ mod tests {
         let off = Replay::new(0);
         off.put("a", "A".into());
         assert_eq!(off.get("a"), None);
+    }
+
+    #[test]
+    fn a_reused_token_keys_nothing_of_another_message() {
+        let key = replay_key("tok", "/bot", "sig=", b"Body=hi&From=a");
+        assert_eq!(key, replay_key("tok", "/bot", "sig=", b"Body=hi&From=a"));
+        for other in [
+            replay_key("tok", "/bot", "sig=", b"Body=hi&From=b"),
+            replay_key("tok", "/bot", "other=", b"Body=hi&From=a"),
+            replay_key("tok", "/bot?x=1", "sig=", b"Body=hi&From=a"),
+            replay_key("tok2", "/bot", "sig=", b"Body=hi&From=a"),
+            // Parts cannot be shifted into one another.
+            replay_key("to", "k/bot", "sig=", b"Body=hi&From=a"),
+        ] {
+            assert_ne!(key, other);
+        }
     }
 }

@@ -128,7 +128,7 @@ fn serves_quote_and_cat_configured_by_dotenv_and_stops_on_sigterm() {
     let cwd = tempfile::tempdir().unwrap();
     std::fs::write(
         cwd.path().join(".env"),
-        format!("WASMBOT_QUOTE_URL=http://{stub}/random\n"),
+        format!("WASMBOT_QUOTE__URL=http://{stub}/random\n"),
     )
     .unwrap();
     let plugins = bundled_plugins(cwd.path());
@@ -248,7 +248,7 @@ fn chat_answers_like_the_bot_without_a_phone() {
     let dir = tempfile::tempdir().unwrap();
     let plugins = bundled_plugins(dir.path());
     let plugins = plugins.to_str().unwrap();
-    let env = [("WASMBOT_QUOTE_URL", format!("http://{stub}/random"))];
+    let env = [("WASMBOT_QUOTE__URL", format!("http://{stub}/random"))];
     let (ok, out, err) = run(
         &["chat", "--plugins", plugins, "--message", "quote and a cat"],
         &env,
@@ -293,10 +293,17 @@ fn check_validates_describes_and_tries_a_component() {
     assert!(ok, "{err}");
     for expected in [
         "implements wasmbot:plugin@0.1.0",
+        "id:          cat",
         "name:        cat",
         "url = \"https://cataas.com/cat\"",
-        "WASMBOT_CAT_URL",
-        "may reach:   cataas.com",
+        "WASMBOT_CAT__URL",
+        // A declared URL is a request; only the operator grants.
+        "asks for:    cataas.com (its url setting)",
+        "may reach:   no host",
+        "not granted: cataas.com; to grant, put in wasmbot.toml:\n\
+         \x20                [plugins.cat]\n\
+         \x20                allowed_hosts = \"cataas.com\"\n\
+         \x20              or set WASMBOT_CAT__ALLOWED_HOSTS=cataas.com",
         "message \"a cat\"",
         "media: https://cataas.com/cat",
     ] {

@@ -109,8 +109,8 @@ async fn the_python_dice_example_answers_next_to_quote_and_cat() {
             ("dice.wasm", &dice),
         ],
         |c| {
-            c.env.insert("WASMBOT_QUOTE_URL".into(), url);
-            c.env.insert("WASMBOT_DICE_MAX_DICE".into(), "3".into());
+            c.env.insert("WASMBOT_QUOTE__URL".into(), url);
+            c.env.insert("WASMBOT_DICE__MAX_DICE".into(), "3".into());
             c.plugin_timeout = std::time::Duration::from_secs(5);
         },
     )
@@ -159,8 +159,8 @@ async fn the_js_define_example_answers_from_its_upstream() {
             ("define.wasm", &define),
         ],
         |c| {
-            c.env.insert("WASMBOT_QUOTE_URL".into(), quote_url);
-            c.env.insert("WASMBOT_DEFINE_URL".into(), dictionary);
+            c.env.insert("WASMBOT_QUOTE__URL".into(), quote_url);
+            c.env.insert("WASMBOT_DEFINE__URL".into(), dictionary);
             c.plugin_timeout = std::time::Duration::from_secs(5);
         },
     )

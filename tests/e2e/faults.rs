@@ -16,7 +16,7 @@ async fn a_trapping_and_a_looping_plugin_leave_the_others_answering() {
             ("spin.wasm", SPIN),
         ],
         |c| {
-            c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+            c.env.insert("WASMBOT_QUOTE__URL".into(), url);
             c.plugin_timeout = Duration::from_millis(1000);
         },
     )
@@ -43,21 +43,25 @@ async fn a_trapping_and_a_looping_plugin_leave_the_others_answering() {
     assert_eq!(reply.twiml(), twiml(&[(None, Some(CAT_URL))]));
 
     // Dispatch tells each failure precisely.
-    let msg = wasmbot::message::Inbound::from_params(whatsapp_form("cat"));
-    let answer = bot.state.dispatcher.dispatch(msg).await;
+    use wasmbot::error::PluginError;
+    let answer = bot.dispatch("cat").await;
     assert_eq!(answer.answered, ["cat"]);
     let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
-    assert!(failed["spin"].starts_with("ran past its"), "{failed:?}");
-    let trap = &failed["trap"];
     assert!(
-        trap.starts_with("trapped: wasm trap: wasm `unreachable`"),
-        "{trap}"
+        matches!(failed["spin"], PluginError::Timeout(_)),
+        "{failed:?}"
     );
+    let PluginError::Trap(trap) = &failed["trap"] else {
+        panic!("{failed:?}");
+    };
+    assert!(trap.starts_with("wasm trap: wasm `unreachable`"), "{trap}");
     assert!(trap.contains("trap fixture: boom on \"cat\""), "{trap}");
-    let msg = wasmbot::message::Inbound::from_params(whatsapp_form("cat, politely"));
-    let answer = bot.state.dispatcher.dispatch(msg).await;
+    let answer = bot.dispatch("cat, politely").await;
     let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
-    assert_eq!(failed["trap"], "returned an error: refused politely");
+    assert_eq!(
+        failed["trap"],
+        PluginError::Failed("refused politely".into())
+    );
 
     // Writing far more to stderr than the host keeps is no failure.
     let reply = bot.message("a chatty cat").await;
@@ -102,12 +106,12 @@ async fn files_that_are_not_plugins_are_reported_and_skipped() {
     let errors = listing["errors"].as_array().unwrap();
     let files: Vec<_> = errors.iter().map(|e| e["file"].as_str().unwrap()).collect();
     assert_eq!(files, ["empty.wasm", "garbage.wasm", "v2.wasm"]);
-    let v2 = errors[2]["error"].as_str().unwrap();
-    assert!(v2.contains("v2.wasm"), "{v2}");
+    assert_eq!(errors[2]["error"]["kind"], "incompatible");
+    let v2 = errors[2]["error"]["message"].as_str().unwrap();
     assert!(v2.contains("wasmbot:plugin@2.0.0"), "{v2}");
     assert!(v2.contains("wasmbot:plugin@0.1.0"), "{v2}");
     assert!(
-        errors[1]["error"]
+        errors[1]["error"]["message"]
             .as_str()
             .unwrap()
             .contains("not a WebAssembly component"),
@@ -133,7 +137,7 @@ async fn a_missing_plugins_folder_serves_the_apology() {
     );
     let errors = &bot.plugins().await["errors"];
     assert!(
-        errors[0]["error"]
+        errors[0]["error"]["message"]
             .as_str()
             .unwrap()
             .contains("cannot read the plugins folder"),
@@ -155,8 +159,11 @@ async fn hostile_plugins_hurt_only_themselves() {
             ("hostile.wasm", HOSTILE),
         ],
         |c| {
-            c.env.insert("WASMBOT_QUOTE_URL".into(), quote_url);
-            c.env.insert("WASMBOT_HOSTILE_SLOW_URL".into(), slow_url);
+            c.env.insert("WASMBOT_QUOTE__URL".into(), quote_url);
+            c.env.insert("WASMBOT_HOSTILE__SLOW_URL".into(), slow_url);
+            // A public-only grant of a name that resolves to loopback.
+            c.env
+                .insert("WASMBOT_HOSTILE__ALLOWED_HOSTS".into(), "localhost".into());
             c.plugin_timeout = Duration::from_millis(1500);
         },
     )
@@ -173,11 +180,17 @@ async fn hostile_plugins_hurt_only_themselves() {
         // Rust's shadow stack lives in linear memory: overflowing it is an
         // out-of-bounds access before wasmtime's own stack limit is hit.
         ("recurse", Failed("trapped: wasm trap: out of bounds")),
-        ("bigtext", Says("xxxxxxxx")),
+        // 10 MB of text is more than the host copies out of one call
+        // (its hostcall fuel): the call traps instead of the host
+        // allocating it.
+        ("bigtext", Failed("trapped: ")),
+        // 2 million empty strings: 32 MiB of the plugin's memory, 48 MiB
+        // of the host's once lifted; refused the same way.
+        ("amplify", Failed("trapped: ")),
         ("manymedia", Says("")),
         (
             "forbidden",
-            Says("forbidden: Error::Denied(\"169.254.169.254 is not an allowed host\")"),
+            Says("forbidden: Error::Denied(\"169.254.169.254 is not an allowed host"),
         ),
         (
             "private",
@@ -200,10 +213,7 @@ async fn hostile_plugins_hurt_only_themselves() {
     ];
     for (attack, outcome) in attacks {
         let started = Instant::now();
-        let msg = wasmbot::message::Inbound::from_params(whatsapp_form(&format!(
-            "quote and a cat {attack}"
-        )));
-        let answer = bot.state.dispatcher.dispatch(msg).await;
+        let answer = bot.dispatch(&format!("quote and a cat {attack}")).await;
         let took = started.elapsed();
         assert!(
             took < Duration::from_millis(2500),
@@ -231,7 +241,7 @@ async fn hostile_plugins_hurt_only_themselves() {
                 assert_eq!(answer.answered, ["quote", "cat"], "{attack}");
                 let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
                 assert!(
-                    failed["hostile"].starts_with(reason),
+                    failed["hostile"].to_string().starts_with(reason),
                     "{attack}: {failed:?}"
                 );
             }
@@ -279,7 +289,10 @@ async fn a_plugin_failing_in_a_row_is_disabled_until_a_rescan() {
     assert_eq!(stats["disabled"], true, "{stats}");
     assert_eq!(stats["calls"], 3, "not called once disabled: {stats}");
     assert!(
-        stats["last_failure"].as_str().unwrap().contains("boom"),
+        stats["last_failure"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("boom"),
         "{stats}"
     );
 
@@ -316,9 +329,9 @@ async fn the_operator_can_grant_a_folder_and_variables_read_only() {
     );
     assert_eq!(only_body(&xml), expected);
     assert!(!data.path().join("written.txt").exists());
-    let grants = &bot.plugins().await["plugins"][0]["grants"];
+    let hostile = bot.plugin("hostile").await;
     assert_eq!(
-        grants["env"],
+        hostile["env"],
         serde_json::json!(["HOME"]),
         "names only, never values"
     );

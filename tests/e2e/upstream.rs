@@ -5,7 +5,7 @@ use wasmbot_tests::fixture::*;
 
 async fn quote_bot(url: String) -> Bot {
     Bot::start(&[("quote.wasm", QUOTE), ("cat.wasm", CAT)], |c| {
-        c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
     })
     .await
 }
@@ -53,11 +53,10 @@ async fn a_failing_upstream_gives_a_bundled_quote_in_time() {
 async fn redirects_are_followed_only_to_allowed_hosts() {
     let stub = Stub::start().await;
     let bot = quote_bot(stub.url("/same-host")).await;
-    let listing = bot.plugins().await;
-    assert_eq!(
-        listing["plugins"][0]["allowed_hosts"],
-        serde_json::json!(["127.0.0.1"])
-    );
+    let quote = bot.plugin("quote").await;
+    assert_eq!(quote["hosts"][0]["host"], "127.0.0.1");
+    assert_eq!(quote["hosts"][0]["by"], "environment WASMBOT_QUOTE__URL");
+    assert_eq!(quote["hosts"].as_array().unwrap().len(), 1);
     let xml = bot.message("quote").await.twiml().to_owned();
     assert_eq!(only_body(&xml), STUB_QUOTE, "same host: followed");
     bot.stop().await;

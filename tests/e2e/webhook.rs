@@ -6,7 +6,7 @@ use wasmbot_tests::fixture::*;
 async fn quote_and_cat(stub: &Stub) -> Bot {
     let url = stub.url("/random");
     Bot::start(&[("quote.wasm", QUOTE), ("cat.wasm", CAT)], |c| {
-        c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
     })
     .await
 }
@@ -52,7 +52,16 @@ async fn plugins_and_health_are_reported() {
     assert_eq!(quote["version"], "0.1.0");
     assert_eq!(quote["sha256"].as_str().unwrap().len(), 64);
     assert!(quote["loaded_at"].as_u64().unwrap() > 1_700_000_000);
-    assert_eq!(quote["allowed_hosts"], serde_json::json!(["127.0.0.1"]));
+    assert_eq!(quote["id"], "quote");
+    assert_eq!(
+        quote["hosts"],
+        serde_json::json!([{"host": "127.0.0.1", "private": true, "by": "environment WASMBOT_QUOTE__URL"}])
+    );
+    assert_eq!(
+        quote["requested"],
+        serde_json::json!([{"host": "api.quotable.io", "setting": "url", "granted": false}])
+    );
+    assert_eq!(quote["configured"]["url"], "environment WASMBOT_QUOTE__URL");
     assert_eq!(quote["settings"][0]["key"], "url");
     assert_eq!(listing["errors"], serde_json::json!([]));
     bot.stop().await;
@@ -139,7 +148,7 @@ async fn shutdown_lets_messages_in_flight_finish() {
     let stub = Stub::start().await;
     let slow = stub.url("/slow");
     let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
-        c.env.insert("WASMBOT_QUOTE_URL".into(), slow);
+        c.env.insert("WASMBOT_QUOTE__URL".into(), slow);
     })
     .await;
     let in_flight = bot.message_in_background("quote");
@@ -154,7 +163,7 @@ async fn a_retry_with_the_same_idempotency_token_gets_the_same_reply() {
     let stub = Stub::start().await;
     let url = stub.url("/counted");
     let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
-        c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
     })
     .await;
     let form = whatsapp_form("quote");
@@ -175,7 +184,7 @@ async fn past_the_in_flight_cap_messages_are_shed_with_503() {
     let stub = Stub::start().await;
     let slow = stub.url("/slow");
     let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
-        c.env.insert("WASMBOT_QUOTE_URL".into(), slow);
+        c.env.insert("WASMBOT_QUOTE__URL".into(), slow);
         c.max_in_flight = 1;
     })
     .await;

@@ -38,7 +38,7 @@ async fn main() {
                 ("hostile.wasm", HOSTILE),
             ],
             |c| {
-                c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+                c.env.insert("WASMBOT_QUOTE__URL".into(), url);
             },
         )
         .await,

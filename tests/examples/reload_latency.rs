@@ -34,7 +34,7 @@ async fn main() {
     let stub = Stub::start().await;
     let url = stub.url("/random");
     let bot = Bot::start(&[("bot.wasm", &a)], |c| {
-        c.env.insert("WASMBOT_QUOTE_URL".into(), url);
+        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
         c.plugin_timeout = Duration::from_secs(5);
         c.cache_dir = cache.then(|| cache_dir.path().to_owned());
     })

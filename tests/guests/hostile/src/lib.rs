@@ -13,6 +13,8 @@
 //! | `slowhttp` | HTTP to its `slow_url` setting, which never answers in time |
 //! | `manyhttp` | 100 HTTP requests in one call |
 //! | `files` | tries to read `/etc/passwd`, `/data/hello.txt`, `$HOME` and a socket |
+//! | `amplify` | answers 2 million empty media URLs: 32 MiB of its memory that would be 48 MiB of the host's |
+//! | `forgelog` | logs, and fails with, text that would forge a log line of its own |
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
@@ -20,6 +22,7 @@ wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
 use exports::wasmbot::plugin::handler::Guest;
 use wasmbot::plugin::config;
 use wasmbot::plugin::http::{self, Method, Request};
+use wasmbot::plugin::log::{self, Level};
 use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting};
 
 struct Hostile;
@@ -118,6 +121,18 @@ impl Guest for Hostile {
                 "manyhttp: {ok} ok, last: {}",
                 outcomes.last().unwrap()
             ));
+        }
+        if body.contains("amplify") {
+            return Ok(Some(Reply {
+                text: None,
+                media: vec![String::new(); 2_000_000],
+            }));
+        }
+        if body.contains("forgelog") {
+            let forged =
+                "\n2026-11-25T00:00:00.000000Z  INFO wasmbot: FORGED-BY-PLUGIN admin logged in";
+            log::log(Level::Warn, &format!("innocent{forged}"));
+            return Err(format!("failed{forged}"));
         }
         if body.contains("files") {
             let file = std::fs::read_to_string("/etc/passwd").map(|s| s.len());

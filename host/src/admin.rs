@@ -1,0 +1,194 @@
+//! The admin endpoints: `GET /plugins` (what is loaded, what each plugin
+//! asked for and was granted, what failed and why) and
+//! `POST /plugins/reload` (rescan the folder now).
+//!
+//! They answer to the operator's admin credential, `WASMBOT_ADMIN_TOKEN`,
+//! as `Authorization: Bearer <token>` — never to the account's Auth Token,
+//! and never to a peer address (behind a tunnel every request comes from
+//! this machine). Whenever webhook authentication is configured they need
+//! it, and are off without one; a bot without any authentication (local
+//! development) leaves them open unless a token is set.
+
+use crate::config::Secret;
+use crate::policy::{GrantLine, HostGrant, HostRequest, Source};
+use crate::webhook::AppState;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Who may use the admin endpoints.
+#[derive(Debug, Clone)]
+pub struct AdminAuth {
+    /// The admin credential, if the operator set one.
+    pub token: Option<Secret>,
+    /// Whether a credential is required (webhook auth is configured, or a
+    /// token is set).
+    pub required: bool,
+}
+
+impl AdminAuth {
+    pub fn new(token: Option<Secret>, webhook_auth: bool) -> Self {
+        AdminAuth {
+            required: webhook_auth || token.is_some(),
+            token,
+        }
+    }
+
+    fn check(&self, headers: &HeaderMap) -> Result<(), AdminError> {
+        if !self.required {
+            return Ok(());
+        }
+        let Some(token) = &self.token else {
+            return Err(AdminError::Disabled);
+        };
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or(AdminError::Unauthorized)?;
+        if subtle::ConstantTimeEq::ct_eq(given.as_bytes(), token.0.as_bytes()).into() {
+            Ok(())
+        } else {
+            Err(AdminError::Unauthorized)
+        }
+    }
+}
+
+/// Why an admin request was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminError {
+    #[error("needs `Authorization: Bearer <WASMBOT_ADMIN_TOKEN>`")]
+    Unauthorized,
+    #[error(
+        "the admin endpoints are off: webhook authentication is configured but \
+         WASMBOT_ADMIN_TOKEN is not set"
+    )]
+    Disabled,
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        match self {
+            AdminError::Unauthorized => (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                format!("{self}\n"),
+            )
+                .into_response(),
+            AdminError::Disabled => (StatusCode::FORBIDDEN, format!("{self}\n")).into_response(),
+        }
+    }
+}
+
+pub fn router(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route("/plugins", get(plugins))
+        .route("/plugins/reload", post(reload))
+        .with_state(state)
+}
+
+/// Rescans the plugins folder and answers like `GET /plugins`. Requests
+/// that arrive during a scan share the next one.
+async fn reload(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    state.admin.check(&headers)?;
+    tracing::info!("reload requested over HTTP: rescanning the plugins folder");
+    state.dispatcher.registry().scan().await;
+    Ok(listing(&state))
+}
+
+async fn plugins(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    state.admin.check(&headers)?;
+    Ok(listing(&state))
+}
+
+/// One loaded plugin as `GET /plugins` shows it.
+#[derive(serde::Serialize)]
+struct PluginView<'a> {
+    /// Its identity: the file name without `.wasm`.
+    id: &'a str,
+    /// What it calls itself.
+    name: &'a str,
+    version: &'a str,
+    description: &'a str,
+    priority: i32,
+    file: &'a str,
+    sha256: &'a str,
+    size: u64,
+    /// Seconds since the Unix epoch.
+    loaded_at: u64,
+    /// The keys it declares, with their defaults.
+    settings: &'a [crate::runtime::Setting],
+    /// Where each key the operator set comes from (never the values).
+    configured: &'a BTreeMap<String, Source>,
+    /// Hosts it may reach, and who granted each.
+    hosts: &'a [HostGrant],
+    /// Hosts its declared URLs ask for, granted or not.
+    requested: &'a [HostRequest],
+    /// The configuration that would grant what it asks for and lacks.
+    to_grant: Option<GrantLine>,
+    /// Names of the environment variables granted.
+    env: Vec<&'a str>,
+    /// The folder granted, read-only at `/data`.
+    dir: Option<&'a std::path::Path>,
+    #[serde(flatten)]
+    stats: crate::registry::StatsView,
+}
+
+fn listing(state: &AppState) -> Response {
+    let registry = state.dispatcher.registry();
+    let snapshot = registry.snapshot();
+    let plugins: Vec<PluginView<'_>> = snapshot
+        .plugins
+        .iter()
+        .map(|l| {
+            let info = l.plugin.info();
+            let grant = l.plugin.grant();
+            PluginView {
+                id: l.id.as_str(),
+                name: &info.name,
+                version: &info.version,
+                description: &info.description,
+                priority: info.priority,
+                file: &l.file,
+                sha256: &l.sha256,
+                size: l.size,
+                loaded_at: l
+                    .loaded_at
+                    .duration_since(UNIX_EPOCH)
+                    .unwrap_or_default()
+                    .as_secs(),
+                settings: &info.settings,
+                configured: &grant.operator,
+                hosts: &grant.hosts,
+                requested: &grant.requests,
+                to_grant: grant.grant_line(),
+                env: grant.env_names(),
+                dir: grant.dir.as_deref(),
+                stats: l.stats.view(),
+            }
+        })
+        .collect();
+    let runtime = registry.runtime();
+    Json(serde_json::json!({
+        "ready": registry.is_ready(),
+        "dir": registry.dir().display().to_string(),
+        "plugins": plugins,
+        "errors": snapshot.errors,
+        "warnings": snapshot.warnings,
+        "cache": runtime.cache_stats(),
+        "memory": runtime.memory_stats(),
+        "now": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
+    }))
+    .into_response()
+}

@@ -1,0 +1,297 @@
+//! The process-wide half of the runtime: the `Engine` with its pooling
+//! allocator and compiled-code cache, the `Linker`, the epoch ticker, and
+//! loading a component into a [`Plugin`].
+
+use super::bindings::{self, wasmbot::plugin as wit};
+use super::host::{HostState, PluginCtx, from_wit_info};
+use super::instance::{MemoryBudget, Plugin};
+use super::{
+    CacheStats, Limits, LoadError, PluginInfo, TICK, WIT_PACKAGE, WIT_VERSION, compatible_range,
+    error_chain,
+};
+use crate::error::{HANDLER, untrusted};
+use crate::outbound::Outbound;
+use crate::policy::Grant;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+use wasmtime::component::{Component, HasSelf, Linker};
+use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// Compiles, links and runs plugins. One per process.
+pub struct Runtime {
+    pub(super) engine: Engine,
+    linker: Linker<HostState>,
+    pub(super) limits: Limits,
+    pub(super) budget: Arc<MemoryBudget>,
+    cache: Option<Cache>,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+/// A compiled component, not yet checked or linked.
+pub struct Compiled(Component);
+
+impl Runtime {
+    /// A runtime; with `cache_dir`, compiled code is cached on disk there,
+    /// keyed by the component's content and the compiler's settings, so a
+    /// restart or a re-added file does not compile again. A cache folder
+    /// others could write to is not used (a cache hit loads native code).
+    pub fn new(limits: Limits, cache_dir: Option<&Path>) -> Result<Self, LoadError> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        // A fresh instance per message is only cheap with pre-reserved
+        // memories, tables and fiber stacks (what `wasmtime serve` does):
+        // instantiation then costs no mmap/munmap and reuses warm pages.
+        let n = limits.pool_instances;
+        let mut pool = PoolingAllocationConfig::default();
+        pool.total_component_instances(n)
+            // A component built by wit-bindgen has three or four core
+            // instances; Python and JavaScript runtimes a few more.
+            .total_core_instances(n.saturating_mul(4))
+            .total_memories(n)
+            .total_tables(n.saturating_mul(4))
+            .total_stacks(n)
+            .max_memory_size(limits.memory);
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        let cache = match cache_dir {
+            Some(dir) => match private_cache_dir(dir) {
+                Ok(()) => {
+                    let mut cache = CacheConfig::new();
+                    cache.with_directory(dir);
+                    let cache = Cache::new(cache).map_err(|e| {
+                        LoadError::Compile(format!("compiled-code cache in {}: {e}", dir.display()))
+                    })?;
+                    config.cache(Some(cache.clone()));
+                    Some(cache)
+                }
+                Err(why) => {
+                    tracing::warn!(
+                        dir = %dir.display(),
+                        "compiled-code cache disabled: {why}"
+                    );
+                    None
+                }
+            },
+            None => None,
+        };
+        let engine = Engine::new(&config).map_err(|e| LoadError::Internal(e.to_string()))?;
+
+        let mut linker = Linker::<HostState>::new(&engine);
+        let link = |r: wasmtime::Result<()>| r.map_err(|e| LoadError::Link(e.to_string()));
+        link(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
+        link(bindings::Behaviour::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        ))?;
+
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        let (stop, ticking) = (ticker_stop.clone(), engine.clone());
+        std::thread::Builder::new()
+            .name("wasmbot-epoch".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(TICK);
+                    ticking.increment_epoch();
+                }
+            })
+            .map_err(|e| LoadError::Internal(format!("epoch thread: {e}")))?;
+
+        Ok(Runtime {
+            engine,
+            linker,
+            budget: Arc::new(MemoryBudget::new(limits.memory_budget)),
+            limits,
+            cache,
+            ticker_stop,
+        })
+    }
+
+    /// The compiled-code cache's counters, if there is a cache.
+    pub fn cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| CacheStats {
+            dir: cache.directory().display().to_string(),
+            hits: cache.cache_hits(),
+            misses: cache.cache_misses(),
+        })
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Compiles `bytes` to machine code (or takes it from the cache).
+    /// CPU-heavy: call it from a blocking task, never on the request path.
+    pub fn compile(&self, bytes: &[u8]) -> Result<Compiled, LoadError> {
+        let component =
+            Component::new(&self.engine, bytes).map_err(|e| LoadError::Compile(error_chain(&e)))?;
+        Ok(Compiled(component))
+    }
+
+    /// Checks the world, links and describes a compiled component, then
+    /// asks `grant` what the operator grants it (given what it declared).
+    pub async fn load(
+        self: &Arc<Self>,
+        compiled: Compiled,
+        grant: impl FnOnce(&PluginInfo) -> Grant,
+    ) -> Result<Plugin, LoadError> {
+        let component = compiled.0;
+        self.check_world(&component)?;
+        let pre = self
+            .linker
+            .instantiate_pre(&component)
+            .map_err(|e| LoadError::Link(error_chain(&e)))?;
+        let pre = bindings::BehaviourPre::new(pre).map_err(|e| LoadError::Link(error_chain(&e)))?;
+
+        // describe() runs with nothing granted: no settings, no network.
+        let bare = Arc::new(PluginCtx::describing());
+        let deadline = Instant::now() + self.limits.describe_timeout;
+        let info = self
+            .call(&pre, bare, deadline, |handler, store| {
+                Box::pin(async move { handler.call_describe(store).await })
+            })
+            .await
+            .map_err(LoadError::Describe)?;
+        let info = checked_info(info)?;
+
+        let grant = grant(&info);
+        let outbound = Outbound::new(self.limits.http.clone(), grant.allow_list())
+            .map_err(|e| LoadError::Internal(e.to_string()))?;
+        Ok(Plugin::new(
+            info,
+            pre,
+            PluginCtx::new(grant, outbound),
+            self.clone(),
+        ))
+    }
+
+    fn check_world(&self, component: &Component) -> Result<(), LoadError> {
+        let ty = component.component_type();
+        let exports: Vec<&str> = ty.exports(&self.engine).map(|(name, _)| name).collect();
+        let prefix = format!("{WIT_PACKAGE}/{HANDLER}");
+        let Some(found) = exports.iter().find(|n| n.starts_with(&prefix)) else {
+            let list = if exports.is_empty() {
+                "none".to_owned()
+            } else {
+                untrusted(&exports.join(", "), 300)
+            };
+            return Err(LoadError::NotAPlugin(list));
+        };
+        let version = found
+            .strip_prefix(&prefix)
+            .and_then(|v| v.strip_prefix('@'));
+        let compatible = compatible_range(WIT_VERSION);
+        match version {
+            Some(v) if compatible_range(v) == compatible => Ok(()),
+            _ => Err(LoadError::Incompatible {
+                found: untrusted(
+                    &format!("{WIT_PACKAGE}@{}", version.unwrap_or("(unversioned)")),
+                    100,
+                ),
+                compatible,
+            }),
+        }
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// What `describe()` returned, checked: a name of lowercase letters,
+/// digits, `-` and `_` (it is shown next to the id), and every other text
+/// made safe for logs and capped.
+fn checked_info(info: wit::types::PluginInfo) -> Result<PluginInfo, LoadError> {
+    let mut info = from_wit_info(info);
+    let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
+    if info.name.is_empty() || info.name.len() > 64 || !info.name.chars().all(valid) {
+        return Err(LoadError::BadInfo {
+            field: "name",
+            value: untrusted(&info.name, 80),
+        });
+    }
+    if info.settings.len() > 64 {
+        return Err(LoadError::BadInfo {
+            field: "number of settings",
+            value: info.settings.len().to_string(),
+        });
+    }
+    info.version = untrusted(&info.version, 64);
+    info.description = untrusted(&info.description, 300);
+    for setting in &mut info.settings {
+        setting.key = untrusted(&setting.key.to_ascii_lowercase(), 64);
+        setting.description = untrusted(&setting.description, 300);
+        setting.default = setting.default.as_deref().map(|d| untrusted(d, 2048));
+    }
+    Ok(info)
+}
+
+/// Creates the cache folder private to this user (0700), or checks that
+/// an existing one is ours and writable by nobody else: whoever can write
+/// to the cache can make wasmbot run their machine code.
+#[cfg(unix)]
+fn private_cache_dir(dir: &Path) -> Result<(), String> {
+    use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
+    if let Some(parent) = dir.parent() {
+        std::fs::create_dir_all(parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(format!("cannot create it: {e}")),
+    }
+    let meta = std::fs::symlink_metadata(dir).map_err(|e| e.to_string())?;
+    if !meta.is_dir() {
+        return Err("it is not a folder (a symlink is not accepted)".into());
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if meta.uid() != me {
+        return Err(format!(
+            "it belongs to uid {}, not to this user (uid {me})",
+            meta.uid()
+        ));
+    }
+    if meta.permissions().mode() & 0o022 != 0 {
+        return Err(format!(
+            "others may write to it (mode {:o}); run chmod 700 on it",
+            meta.permissions().mode() & 0o777
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(not(unix))]
+fn private_cache_dir(dir: &Path) -> Result<(), String> {
+    std::fs::create_dir_all(dir).map_err(|e| e.to_string())
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn the_cache_folder_is_private() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("a/cache");
+        private_cache_dir(&dir).unwrap();
+        let mode = std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700);
+
+        let shared = tmp.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let err = private_cache_dir(&shared).unwrap_err();
+        assert!(err.contains("others may write"), "{err}");
+        // A runtime given such a folder runs without a cache.
+        let rt = Runtime::new(Limits::default(), Some(&shared)).unwrap();
+        assert!(rt.cache_stats().is_none());
+
+        let link = tmp.path().join("link");
+        std::os::unix::fs::symlink(&dir, &link).unwrap();
+        assert!(private_cache_dir(&link).unwrap_err().contains("symlink"));
+    }
+}

@@ -1,0 +1,160 @@
+//! The WebAssembly runtime: compiles components, checks that they implement
+//! the `wasmbot:plugin` world, and runs one call per message in a fresh
+//! instance with a deadline, a memory cap inside a global memory budget,
+//! and nothing but what the operator granted.
+//!
+//! This is the only module that names wasmtime: the `bindgen!` types stay in
+//! here, converted to and from [`crate::message`] at the boundary, and
+//! wasmtime's errors become [`LoadError`] / [`PluginError`].
+//!
+//! Design after wasmtime's own `serve`: one [`Engine`](wasmtime::Engine) and
+//! `Linker` for the process, an `InstancePre` per plugin built once at load,
+//! a new `Store` per call (no state leaks between users, memory is returned
+//! at once), and an epoch ticker thread that drives deadlines.
+//!
+//! - [`engine`] — the `Engine` (pooling allocator sized from the
+//!   configuration, compiled-code cache), the `Linker`, compiling, checking
+//!   the world and its version, loading (`describe`).
+//! - [`instance`] — a loaded [`Plugin`], one call in a fresh `Store`, the
+//!   per-instance and global memory limits.
+//! - [`host`] — what plugins import: `log`, `config`, `http`, their stderr,
+//!   and the conversions between bindgen types and ours.
+
+mod engine;
+mod host;
+mod instance;
+
+pub use crate::error::{LoadError, PluginError, WIT_PACKAGE, WIT_VERSION};
+pub use engine::{Compiled, Runtime};
+pub use instance::{MemoryStats, Plugin};
+
+use crate::outbound;
+use std::time::Duration;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "behaviour",
+        imports: { default: async },
+        exports: { default: async },
+    });
+}
+
+/// How often the epoch advances; the granularity of deadlines.
+const TICK: Duration = Duration::from_millis(10);
+
+/// Hits and misses of the compiled-code cache.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CacheStats {
+    pub dir: String,
+    pub hits: usize,
+    pub misses: usize,
+}
+
+/// Runtime-wide limits.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Linear memory one instance may grow to, all its memories together.
+    pub memory: usize,
+    /// Linear memory all instances together may use; past it an
+    /// instantiation or growth is refused as [`PluginError::Capacity`].
+    pub memory_budget: usize,
+    /// Time `describe` may take at load.
+    pub describe_timeout: Duration,
+    /// Component instances (and as many memories, tables, fiber stacks)
+    /// that may exist at once, all plugins and messages together; reserved
+    /// up front. Past it an instantiation fails as
+    /// [`PluginError::Capacity`].
+    pub pool_instances: u32,
+    /// Bytes the host copies out of a plugin in one host call or one
+    /// returned value (wasmtime's hostcall fuel): the most one call can
+    /// make the host allocate.
+    pub hostcall_fuel: usize,
+    /// Outbound HTTP limits.
+    pub http: outbound::Limits,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 64 << 20,
+            memory_budget: 512 << 20,
+            describe_timeout: Duration::from_secs(2),
+            pool_instances: 1000,
+            // A reply is at most 5 × 1600 characters and a few media URLs;
+            // an HTTP request body a few hundred KiB. 4 MiB is far above
+            // either and far below what a plugin's 64 MiB could expand to.
+            hostcall_fuel: 4 << 20,
+            http: outbound::Limits::default(),
+        }
+    }
+}
+
+/// A configuration key a plugin declares.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Setting {
+    pub key: String,
+    pub default: Option<String>,
+    pub description: String,
+}
+
+/// What a plugin says about itself. Metadata: the plugin's identity is its
+/// file (see [`crate::policy`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct PluginInfo {
+    pub name: String,
+    pub version: String,
+    pub description: String,
+    pub priority: i32,
+    pub settings: Vec<Setting>,
+}
+
+/// `major.minor` for 0.x versions, `major` otherwise: the semver range of
+/// versions compatible with `version`.
+fn compatible_range(version: &str) -> String {
+    let mut parts = version.split('.');
+    match (parts.next(), parts.next()) {
+        (Some("0"), Some(minor)) => format!("0.{minor}.x"),
+        (Some(major), _) => format!("{major}.x"),
+        _ => version.to_owned(),
+    }
+}
+
+/// One line: the first line of the error and of each of its causes.
+fn error_chain(e: &wasmtime::Error) -> String {
+    e.chain()
+        .map(|cause| {
+            cause
+                .to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        })
+        .filter(|line| !line.is_empty())
+        .collect::<Vec<_>>()
+        .join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn semver_ranges() {
+        assert_eq!(compatible_range("0.1.0"), "0.1.x");
+        assert_eq!(compatible_range("0.1.7"), "0.1.x");
+        assert_ne!(compatible_range("0.2.0"), compatible_range(WIT_VERSION));
+        assert_eq!(compatible_range("2.0.0"), "2.x");
+        assert_eq!(compatible_range("2.3.1"), compatible_range("2.0.0"));
+    }
+
+    #[test]
+    fn garbage_is_not_a_component() {
+        let rt = Runtime::new(Limits::default(), None).unwrap();
+        let Err(err) = rt.compile(b"definitely not wasm") else {
+            panic!("garbage compiled");
+        };
+        assert!(matches!(err, LoadError::Compile(_)), "{err}");
+    }
+}
