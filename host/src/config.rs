@@ -210,7 +210,7 @@ impl Default for Config {
             trust_forwarded: false,
             shared_keys: BTreeMap::new(),
             admin_token: None,
-            memory_budget: 512 << 20,
+            memory_budget: default_memory_budget(),
             max_plugins: 16,
             max_plugin_size: 64 << 20,
             max_connections: None,
@@ -680,6 +680,24 @@ mod tests {
         assert!(
             Config::resolve(&ServeArgs::default(), env(&[("WASMBOT_ADMIN_TOKEN", " ")])).is_err()
         );
+    }
+
+    /// The documented example and the repo's own file are valid.
+    #[test]
+    fn the_shipped_config_files_parse() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        for file in ["wasmbot.example.toml", "wasmbot.toml"] {
+            let args = ServeArgs {
+                config: Some(root.join(file)),
+                ..ServeArgs::default()
+            };
+            let c = Config::resolve(&args, env(&[])).unwrap_or_else(|e| panic!("{file}: {e}"));
+            let quote = c
+                .policy()
+                .unwrap()
+                .grant(&crate::policy::PluginId::parse("quote").unwrap(), &[]);
+            assert_eq!(quote.hosts[0].host, "api.quotable.io", "{file}");
+        }
     }
 
     #[test]

@@ -18,7 +18,9 @@
 //! - **Bodies** are timed and counted under the in-flight budget by the
 //!   webhook handler ([`crate::webhook`]).
 //! - **Shutdown** stops accepting, lets requests in flight finish, closes
-//!   idle connections, and gives up on the rest after `shutdown_grace`.
+//!   idle connections, and returns once no request is being answered
+//!   (connections still waiting for a request head are dropped), or after
+//!   `shutdown_grace` at the latest.
 
 use axum::Router;
 use hyper::server::conn::http1;
@@ -26,7 +28,9 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use hyper_util::service::TowerToHyperService;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
@@ -106,6 +110,7 @@ pub async fn serve(
         .timer(TokioTimer::new())
         .header_read_timeout(REFUSE_HEADER_TIMEOUT)
         .keep_alive(false);
+    let active = Arc::new(AtomicUsize::new(0));
     let mut warned: Option<Instant> = None;
     let mut refused = 0u64;
     tokio::pin!(shutdown);
@@ -129,7 +134,11 @@ pub async fn serve(
         let io = TokioIo::new(stream);
         match open.clone().try_acquire_owned() {
             Ok(permit) => {
-                let conn = http.serve_connection(io, TowerToHyperService::new(router.clone()));
+                let service = Counted {
+                    inner: TowerToHyperService::new(router.clone()),
+                    active: active.clone(),
+                };
+                let conn = http.serve_connection(io, service);
                 let conn = graceful.watch(conn);
                 tokio::spawn(async move {
                     let _ = conn.await;
@@ -158,8 +167,24 @@ pub async fn serve(
         }
     }
     drop(listener);
+    // Done when every connection has closed, or when no request is being
+    // answered (connections still waiting for a request head have nothing
+    // to lose), or at the grace limit.
+    let answered = async {
+        loop {
+            if active.load(Ordering::Acquire) == 0 {
+                // Let the last responses reach the wire.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                if active.load(Ordering::Acquire) == 0 {
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
     tokio::select! {
         () = graceful.shutdown() => {}
+        () = answered => {}
         () = tokio::time::sleep(limits.shutdown_grace) => {
             tracing::warn!(
                 "shutdown: requests still open after {:?} are dropped",
@@ -168,6 +193,42 @@ pub async fn serve(
         }
     }
     Ok(())
+}
+
+/// A service that counts the requests it is answering.
+#[derive(Clone)]
+struct Counted<S> {
+    inner: S,
+    active: Arc<AtomicUsize>,
+}
+
+/// Holds one count of [`Counted`] while a request is answered.
+struct Answering(Arc<AtomicUsize>);
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl<S, R> hyper::service::Service<R> for Counted<S>
+where
+    S: hyper::service::Service<R>,
+    S::Future: Send + 'static,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<S::Response, S::Error>> + Send>>;
+
+    fn call(&self, req: R) -> Self::Future {
+        self.active.fetch_add(1, Ordering::AcqRel);
+        let answering = Answering(self.active.clone());
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let _answering = answering;
+            answer.await
+        })
+    }
 }
 
 /// The answer on a connection past the cap.

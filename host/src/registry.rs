@@ -18,7 +18,7 @@
 //! ([`LoadError::is_transient`]) is retried with backoff instead of being
 //! remembered until the bytes change.
 
-use crate::error::LoadError;
+use crate::error::{LoadError, untrusted};
 use crate::policy::{Declared, PluginId, Policy};
 use crate::runtime::{Plugin, Runtime};
 use sha2::{Digest, Sha256};
@@ -192,6 +192,8 @@ pub struct Registry {
     /// covered: requests that queue up during a scan share the next one.
     scans_requested: AtomicU64,
     scans_covered: AtomicU64,
+    /// Scans performed.
+    scans_done: AtomicU64,
     /// Files to load again later, with the delay (transient failures).
     retries: std::sync::Mutex<Vec<(String, Duration)>>,
 }
@@ -209,6 +211,7 @@ impl Registry {
             ready: watch::Sender::new(false),
             scans_requested: AtomicU64::new(0),
             scans_covered: AtomicU64::new(0),
+            scans_done: AtomicU64::new(0),
             retries: std::sync::Mutex::default(),
         }
     }
@@ -243,6 +246,11 @@ impl Registry {
         let mut rx = self.ready.subscribe();
         // The sender lives in `self`, so this cannot fail while we wait.
         let _ = rx.wait_for(|ready| *ready).await;
+    }
+
+    /// How many scans of the whole folder have run.
+    pub fn scans(&self) -> u64 {
+        self.scans_done.load(Ordering::Relaxed)
     }
 
     /// Files whose transient failure should be retried, with the delay;
@@ -296,6 +304,7 @@ impl Registry {
         }
         self.publish(&files).await;
         self.scans_covered.fetch_max(covers, Ordering::AcqRel);
+        self.scans_done.fetch_add(1, Ordering::Relaxed);
         self.ready.send_replace(true);
     }
 
@@ -479,13 +488,14 @@ impl Registry {
         let failure = self.failure(state, name, Some(id.clone()), error, retry);
         let again = retry.map(|d| format!(" (trying again in {} s)", d.as_secs()));
         let again = again.as_deref().unwrap_or("");
+        // Compiler messages may quote names the component chose.
+        let error = untrusted(&failure.error.to_string(), 1000);
         match &failure.still_serving {
             Some(old) => tracing::error!(
                 file = name,
-                "plugin not loaded, {old} still serves: {}{again}",
-                failure.error
+                "plugin not loaded, {old} still serves: {error}{again}"
             ),
-            None => tracing::error!(file = name, "plugin not loaded: {}{again}", failure.error),
+            None => tracing::error!(file = name, "plugin not loaded: {error}{again}"),
         }
         state.error = Some(failure);
     }

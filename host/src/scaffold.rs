@@ -88,7 +88,7 @@ mod tests {
         let made = new(dir.path(), Lang::Rust, "echo-bot").unwrap();
         let lib = std::fs::read_to_string(made.join("src/lib.rs")).unwrap();
         assert!(lib.contains(r#"name: "echo-bot".into()"#));
-        assert!(lib.contains("WASMBOT_ECHO_BOT_REPLY"));
+        assert!(lib.contains("WASMBOT_ECHO_BOT__REPLY"));
         assert!(!lib.contains("{{"), "a placeholder was left");
         let toml = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
         assert!(toml.contains(r#"name = "echo-bot""#));
@@ -99,7 +99,7 @@ mod tests {
 
         let made = new(dir.path(), Lang::Js, "js-bot").unwrap();
         let js = std::fs::read_to_string(made.join("plugin.js")).unwrap();
-        assert!(js.contains("name: 'js-bot'") && js.contains("WASMBOT_JS_BOT_REPLY"));
+        assert!(js.contains("name: 'js-bot'") && js.contains("WASMBOT_JS_BOT__REPLY"));
         assert!(!js.contains("{{"));
     }
 

@@ -27,6 +27,17 @@ fn bundled_plugins(dir: &std::path::Path) -> PathBuf {
 
 /// A quote API stub on a thread of its own: `GET /random`.
 fn stub() -> SocketAddr {
+    stub_saying("From the binary's stub.").0
+}
+
+/// A stub whose `GET /random` answers `quote` (by Stub), counting calls.
+/// It also serves as an HTTP proxy: a proxied `GET http://any/random`
+/// reaches the same route.
+fn stub_saying(
+    quote: &'static str,
+) -> (SocketAddr, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     std::thread::spawn(move || {
@@ -39,17 +50,18 @@ fn stub() -> SocketAddr {
             let listener = tokio::net::TcpListener::from_std(listener).unwrap();
             let app = axum::Router::new().route(
                 "/random",
-                axum::routing::get(|| async {
+                axum::routing::get(move || async move {
+                    counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     (
                         [("content-type", "application/json")],
-                        r#"{"content":"From the binary's stub.","author":"Stub"}"#,
+                        format!(r#"{{"content":"{quote}","author":"Stub"}}"#),
                     )
                 }),
             );
             axum::serve(listener, app).await.unwrap();
         });
     });
-    addr
+    (addr, calls)
 }
 
 struct Running {
@@ -60,13 +72,38 @@ struct Running {
 
 /// Starts the binary in `cwd` and waits for its "listening on" line.
 fn start(cwd: &std::path::Path, args: &[&str]) -> Running {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+    start_with(cwd, args, &[], None)
+}
+
+/// [`start`] with extra environment variables, and optionally with the
+/// process's open-files limit (soft and hard) set to `fd_limit`.
+fn start_with(
+    cwd: &std::path::Path,
+    args: &[&str],
+    env: &[(&str, String)],
+    fd_limit: Option<u32>,
+) -> Running {
+    let bin = env!("CARGO_BIN_EXE_wasmbot");
+    let mut command = match fd_limit {
+        Some(n) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    let mut child = command
         .args(args)
         .current_dir(cwd)
         .env_remove("TWILIO_AUTH_TOKEN")
+        .env_remove("TWILIO_SHARED_KEYS")
+        .env_remove("WASMBOT_ADMIN_TOKEN")
         // Compiled plugins are cached under the test's own folder.
         .env("XDG_CACHE_HOME", cwd.join("cache"))
         .env("WASMBOT_LOG", "info")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -103,6 +140,14 @@ impl Drop for Running {
 }
 
 fn post(addr: SocketAddr, body: &str) -> String {
+    let (status, text) = try_post(addr, body).unwrap();
+    assert_eq!(status, 200, "{text}");
+    text
+}
+
+/// POSTs a WhatsApp-shaped message saying `body`: the status and text, or
+/// why there was no answer.
+fn try_post(addr: SocketAddr, body: &str) -> Result<(u16, String), String> {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -114,11 +159,12 @@ fn post(addr: SocketAddr, body: &str) -> String {
             .body(format!(
                 "Body={body}&MessageSid=SM1&From=whatsapp%3A%2B14155550100"
             ))
+            .timeout(Duration::from_secs(5))
             .send()
             .await
-            .unwrap();
-        assert_eq!(r.status(), 200);
-        r.text().await.unwrap()
+            .map_err(|e| e.to_string())?;
+        let status = r.status().as_u16();
+        Ok((status, r.text().await.map_err(|e| e.to_string())?))
     })
 }
 
@@ -321,4 +367,246 @@ fn check_validates_describes_and_tries_a_component() {
     let (ok, _, err) = run(&["check", "missing.wasm"], &[], "");
     assert!(!ok);
     assert!(err.contains("cannot read missing.wasm"), "{err}");
+}
+
+/// Runs `wasmbot ARGS` in `cwd` and returns (success, stdout, stderr).
+fn run_in(cwd: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args(args)
+        .current_dir(cwd)
+        .env_remove("TWILIO_AUTH_TOKEN")
+        .env_remove("TWILIO_SHARED_KEYS")
+        .env("XDG_CACHE_HOME", cwd.join("cache"))
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `cargo run --release` serves quote from quotable out of the box: the
+/// repo's `wasmbot.toml` grants it, and is read from the working folder
+/// without `--config`.
+#[test]
+fn the_repos_wasmbot_toml_grants_the_bundled_plugins() {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (ok, out, err) = run_in(&repo, &["check", "plugins/quote.wasm", "-m", "hello"], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        out.contains(
+            "may reach:   api.quotable.io (by wasmbot.toml [plugins.quote] allowed_hosts)"
+        ),
+        "{out}"
+    );
+    assert!(!out.contains("not granted"), "{out}");
+
+    // Any folder: its own wasmbot.toml is read (no --config).
+    let stub = stub();
+    let cwd = tempfile::tempdir().unwrap();
+    let plugins = bundled_plugins(cwd.path());
+    std::fs::write(
+        cwd.path().join("wasmbot.toml"),
+        format!("[plugins.quote]\nurl = \"http://{stub}/random\"\n"),
+    )
+    .unwrap();
+    let bot = start(
+        cwd.path(),
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ],
+    );
+    assert!(post(bot.addr, "quote").contains("From the binary&apos;s stub. - Stub"));
+}
+
+/// `HTTP_PROXY` and friends would send plugins' requests to a proxy that
+/// resolves names itself, around the SSRF guard: they are ignored. An
+/// egress proxy is the operator's explicit `WASMBOT_OUTBOUND_PROXY`.
+#[test]
+fn the_environments_proxy_is_ignored_and_an_explicit_one_used() {
+    let (proxy, proxied) = stub_saying("From the proxy.");
+    let cwd = tempfile::tempdir().unwrap();
+    let plugins = bundled_plugins(cwd.path());
+    let plugins = plugins.to_str().unwrap();
+    let proxy_url = format!("http://{proxy}");
+    let mut env = vec![("WASMBOT_QUOTE__URL", "http://quotes.test/random".to_owned())];
+    for var in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "ALL_PROXY",
+        "all_proxy",
+    ] {
+        env.push((var, proxy_url.clone()));
+    }
+    let (ok, out, err) = run_in(
+        cwd.path(),
+        &["chat", "--plugins", plugins, "-m", "quote"],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert!(!out.contains("From the proxy"), "{out}");
+    assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    env.push(("WASMBOT_OUTBOUND_PROXY", proxy_url));
+    let (ok, out, err) = run_in(
+        cwd.path(),
+        &["chat", "--plugins", plugins, "-m", "quote"],
+        &env,
+    );
+    assert!(ok, "{err}");
+    assert_eq!(out, "bot> From the proxy. - Stub\n");
+    assert_eq!(proxied.load(std::sync::atomic::Ordering::SeqCst), 1);
+}
+
+/// `.env` is read from the working folder only: one in a parent folder
+/// (a home directory, a checkout above) configures nothing.
+#[test]
+fn dotenv_is_read_from_the_working_folder_only() {
+    let stub = stub();
+    let parent = tempfile::tempdir().unwrap();
+    std::fs::write(
+        parent.path().join(".env"),
+        format!("WASMBOT_QUOTE__URL=http://{stub}/random\n"),
+    )
+    .unwrap();
+    let cwd = parent.path().join("child");
+    std::fs::create_dir(&cwd).unwrap();
+    let plugins = bundled_plugins(&cwd);
+    let plugins = plugins.to_str().unwrap();
+    let (ok, out, err) = run_in(&cwd, &["chat", "--plugins", plugins, "-m", "quote"], &[]);
+    assert!(ok, "{err}");
+    assert!(
+        !out.contains("From the binary's stub"),
+        "read the parent's .env: {out}"
+    );
+    std::fs::copy(parent.path().join(".env"), cwd.join(".env")).unwrap();
+    let (ok, out, err) = run_in(&cwd, &["chat", "--plugins", plugins, "-m", "quote"], &[]);
+    assert!(ok, "{err}");
+    assert_eq!(out, "bot> From the binary's stub. - Stub\n");
+}
+
+/// `TWILIO_SHARED_KEYS="KS1=$UNSET"` would make an empty HMAC key valid:
+/// wasmbot refuses to start, and says why.
+#[test]
+fn an_empty_shared_key_stops_the_start() {
+    let cwd = tempfile::tempdir().unwrap();
+    for keys in ["KS1=", "=secret"] {
+        let (ok, _, err) = run_in(
+            cwd.path(),
+            &["--addr", "127.0.0.1:0"],
+            &[("TWILIO_SHARED_KEYS", keys.into())],
+        );
+        assert!(!ok);
+        assert!(
+            err.contains("error: SharedKey") && err.contains("empty"),
+            "{err}"
+        );
+    }
+}
+
+/// The issue's reproduction at full scale: at 1,024 descriptors, 1,100
+/// clients that send half a request line and stop. The server closes them
+/// (header timeout, 10 s by default), answers a real webhook within 20 s,
+/// and still stops promptly on SIGTERM.
+#[test]
+fn a_slowloris_flood_does_not_starve_webhooks() {
+    use std::io::{Read as _, Write as _};
+    // This test's own descriptors: 1,100 clients and more.
+    let limit = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    rustix::process::setrlimit(
+        rustix::process::Resource::Nofile,
+        rustix::process::Rlimit {
+            current: limit.maximum,
+            maximum: limit.maximum,
+        },
+    )
+    .unwrap();
+    let cwd = tempfile::tempdir().unwrap();
+    let plugins = bundled_plugins(cwd.path());
+    let mut bot = start_with(
+        cwd.path(),
+        &[
+            "--addr",
+            "127.0.0.1:0",
+            "--plugins",
+            plugins.to_str().unwrap(),
+        ],
+        &[],
+        Some(1024),
+    );
+    let started = std::time::Instant::now();
+    let mut slow = Vec::new();
+    for _ in 0..1100 {
+        match std::net::TcpStream::connect(bot.addr) {
+            Ok(mut conn) => {
+                let _ = conn.write_all(b"POST /bo");
+                slow.push(conn);
+            }
+            Err(e) => panic!("connect: {e}"),
+        }
+    }
+    // A real webhook, tried every 250 ms as a client with retries would.
+    let mut refused = 0;
+    let answered = loop {
+        match try_post(bot.addr, "cat") {
+            Ok((200, xml)) => {
+                assert!(xml.contains("https://cataas.com/cat"), "{xml}");
+                break started.elapsed();
+            }
+            Ok((503, _)) => refused += 1,
+            Ok((status, text)) => panic!("{status}: {text}"),
+            Err(_) => {}
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no webhook answered within 20 s"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    eprintln!(
+        "a webhook was answered {answered:?} after the flood began ({refused} tries got 503 before)"
+    );
+    // Every slow client was closed by the server.
+    for conn in &mut slow {
+        conn.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let mut buf = [0u8; 256];
+        match conn.read(&mut buf) {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => {}
+            Err(e) => panic!("a slow client was never closed: {e}"),
+        }
+    }
+    let closed = started.elapsed();
+    eprintln!("all 1,100 slow clients were closed {closed:?} after the flood began");
+    assert!(closed < Duration::from_secs(25), "{closed:?}");
+    drop(slow);
+
+    // New slow clients, then SIGTERM: the server stops in bounded time.
+    let mut again = Vec::new();
+    for _ in 0..200 {
+        let mut conn = std::net::TcpStream::connect(bot.addr).unwrap();
+        let _ = conn.write_all(b"POST /bo");
+        again.push(conn);
+    }
+    let term = std::time::Instant::now();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &bot.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let exit = bot.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+    let took = term.elapsed();
+    eprintln!("SIGTERM with 200 slow clients open: stopped in {took:?}");
+    assert!(took < Duration::from_secs(3), "{took:?}");
 }

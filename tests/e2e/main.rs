@@ -6,5 +6,6 @@ mod authoring;
 mod faults;
 mod reload;
 mod signatures;
+mod trust;
 mod upstream;
 mod webhook;

@@ -1,8 +1,14 @@
 //! Measures the server's memory (RSS) while a hostile plugin attacks it,
-//! next to quote and cat: every message makes the hostile plugin grow its
-//! memory to the cap (`membomb`) or answer 10 MB of text (`bigtext`).
+//! next to quote and cat, with the default limits (64 MiB per instance,
+//! the memory budget sized from this machine's RAM): every message makes
+//! the hostile plugin grow its memory to the cap (`membomb`) or answer
+//! 10 MB of text (`bigtext`). Every message must be answered in full
+//! (200) or refused for capacity (503); never in part.
 //!
-//!     cargo run --release -p wasmbot-tests --example hostile_rss [-- MESSAGES CONCURRENCY]
+//!     cargo run --release -p wasmbot-tests --example hostile_rss [-- MESSAGES CONCURRENCY [BUDGET_MIB]]
+//!
+//! (defaults: 320 messages, 32 at once, the default budget; a huge
+//! BUDGET_MIB shows what the per-instance cap alone allows.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -26,8 +32,8 @@ async fn main() {
         .skip(1)
         .filter_map(|a| a.parse().ok())
         .collect();
-    let messages = args.first().copied().unwrap_or(400);
-    let concurrency = args.get(1).copied().unwrap_or(8);
+    let messages = args.first().copied().unwrap_or(320);
+    let concurrency = args.get(1).copied().unwrap_or(32);
     let stub = Stub::start().await;
     let url = stub.url("/random");
     let bot = Arc::new(
@@ -39,6 +45,9 @@ async fn main() {
             ],
             |c| {
                 c.env.insert("WASMBOT_QUOTE__URL".into(), url);
+                if let Some(mib) = args.get(2) {
+                    c.memory_budget = mib << 20;
+                }
             },
         )
         .await,
@@ -56,13 +65,18 @@ async fn main() {
         })
     };
     let started = Instant::now();
+    let refused = Arc::new(AtomicU64::new(0));
     let mut workers = Vec::new();
     for w in 0..concurrency {
-        let bot = bot.clone();
+        let (bot, refused) = (bot.clone(), refused.clone());
         workers.push(tokio::spawn(async move {
             for i in (w..messages).step_by(concurrency) {
-                let attack = if i % 2 == 0 { "membomb" } else { "bigtext" };
+                let attack = if i % 4 == 3 { "bigtext" } else { "membomb" };
                 let reply = bot.message(&format!("quote and a cat {attack}")).await;
+                if reply.status == 503 {
+                    refused.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
                 let xml = reply.twiml();
                 assert!(
                     xml.contains(STUB_QUOTE) && xml.contains(CAT_URL),
@@ -74,16 +88,30 @@ async fn main() {
     for w in workers {
         w.await.unwrap();
     }
+    let budget = bot
+        .state
+        .dispatcher
+        .registry()
+        .runtime()
+        .memory_stats()
+        .budget;
     done.store(true, Ordering::Relaxed);
     sampler.await.unwrap();
     let after = rss_kib();
     let mib = |kib: u64| kib as f64 / 1024.0;
+    let peak = peak.load(Ordering::Relaxed);
     println!(
-        "{messages} hostile messages ({concurrency} at once) in {:.1} s, every reply correct\n\
-         RSS before {:.0} MiB, peak {:.0} MiB, after {:.0} MiB (instance memory cap 64 MiB)",
+        "{messages} hostile messages ({concurrency} at once) in {:.1} s: {} answered in full, \
+         {} refused with 503, none in part\n\
+         RSS before {:.0} MiB, peak {:.0} MiB (growth {:.0} MiB), after {:.0} MiB \
+         (64 MiB per instance, budget {} MiB for all)",
         started.elapsed().as_secs_f64(),
+        messages as u64 - refused.load(Ordering::Relaxed),
+        refused.load(Ordering::Relaxed),
         mib(before),
-        mib(peak.load(Ordering::Relaxed)),
+        mib(peak),
+        mib(peak.saturating_sub(before)),
         mib(after),
+        budget >> 20,
     );
 }

@@ -33,7 +33,7 @@ export const handler = {
   },
 
   handle(msg) {
-    // Configuration: WASMBOT_{{env_name}}_REPLY or [plugins.{{name}}].
+    // Configuration: WASMBOT_{{env_name}}__REPLY or [plugins.{{name}}].
     const text = answer(msg.body, get('reply') ?? 'pong');
     if (text !== null) {
       log('info', `ping from ${msg.messageSid}`);

@@ -36,7 +36,7 @@ class Handler(exports.Handler):
         )
 
     def handle(self, msg: types.Message) -> Optional[types.Reply]:
-        # Configuration: WASMBOT_{{env_name}}_REPLY or [plugins.{{name}}].
+        # Configuration: WASMBOT_{{env_name}}__REPLY or [plugins.{{name}}].
         reply = config.get("reply") or "pong"
         text = answer(msg.body, reply)
         if text is not None:

@@ -45,7 +45,7 @@ mod component {
         }
 
         fn handle(msg: Message) -> Result<Option<Reply>, String> {
-            // Configuration: WASMBOT_{{env_name}}_REPLY or [plugins.{{name}}].
+            // Configuration: WASMBOT_{{env_name}}__REPLY or [plugins.{{name}}].
             let reply = config::get("reply").unwrap_or_else(|| "pong".into());
             if let Some(text) = crate::answer(&msg.body, &reply) {
                 log::log(Level::Info, &format!("ping from {}", msg.message_sid));

@@ -14,6 +14,7 @@
 //! | `manyhttp` | 100 HTTP requests in one call |
 //! | `files` | tries to read `/etc/passwd`, `/data/hello.txt`, `$HOME` and a socket |
 //! | `amplify` | answers 2 million empty media URLs: 32 MiB of its memory that would be 48 MiB of the host's |
+//! | `memhold` | holds 40 MiB for 600 ms, then answers: several at once exceed a small budget |
 //! | `forgelog` | logs, and fails with, text that would forge a log line of its own |
 #![cfg(target_arch = "wasm32")]
 
@@ -120,6 +121,14 @@ impl Guest for Hostile {
             return text(format!(
                 "manyhttp: {ok} ok, last: {}",
                 outcomes.last().unwrap()
+            ));
+        }
+        if body.contains("memhold") {
+            let hoard = vec![1u8; 40 << 20];
+            std::thread::sleep(std::time::Duration::from_millis(600));
+            return text(format!(
+                "held {} MiB",
+                std::hint::black_box(&hoard).len() >> 20
             ));
         }
         if body.contains("amplify") {
