@@ -16,7 +16,7 @@ pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
 /// (redirects to `/random` on `localhost`, another host name), `/counted`
 /// (a quote that says how often it was fetched: "Call N. - Counter"),
 /// `/entries/en/{word}` (a dictionaryapi.dev-shaped entry for "cat", 404
-/// for other words).
+/// for other words), `/host` (says which `Host` header it received).
 pub struct Stub {
     pub addr: SocketAddr,
 }
@@ -72,6 +72,17 @@ impl Stub {
                     }
                     let entry = r#"[{"word":"cat","meanings":[{"partOfSpeech":"noun","definitions":[{"definition":"A small domesticated feline."}]}]}]"#;
                     (axum::http::StatusCode::OK, entry.to_owned())
+                }),
+            )
+            .route(
+                "/host",
+                get(|headers: axum::http::HeaderMap| async move {
+                    let host = headers
+                        .get("host")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("(none)")
+                        .to_owned();
+                    format!("host header: {host}")
                 }),
             )
             .route(

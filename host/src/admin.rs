@@ -7,7 +7,9 @@
 //! and never to a peer address (behind a tunnel every request comes from
 //! this machine). Whenever webhook authentication is configured they need
 //! it, and are off without one; a bot without any authentication (local
-//! development) leaves them open unless a token is set.
+//! development) leaves them open unless a token is set — but only to
+//! requests for `localhost`, `127.0.0.1` or `[::1]`, so that a web page
+//! rebinding its name to this machine, or a tunnel, gets nothing.
 
 use crate::config::Secret;
 use crate::policy::{GrantLine, HostGrant, HostRequest, Source};
@@ -41,7 +43,18 @@ impl AdminAuth {
 
     fn check(&self, headers: &HeaderMap) -> Result<(), AdminError> {
         if !self.required {
-            return Ok(());
+            // Open for local development, but only under a local name: a
+            // web page that rebinds its own name to 127.0.0.1 (or a tunnel,
+            // which passes its public name) does not get in.
+            return if headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .is_some_and(is_local_host)
+            {
+                Ok(())
+            } else {
+                Err(AdminError::NotLocal)
+            };
         }
         let Some(token) = &self.token else {
             return Err(AdminError::Disabled);
@@ -69,6 +82,11 @@ pub enum AdminError {
          WASMBOT_ADMIN_TOKEN is not set"
     )]
     Disabled,
+    #[error(
+        "without WASMBOT_ADMIN_TOKEN the admin endpoints answer only at localhost, \
+         127.0.0.1 or [::1]"
+    )]
+    NotLocal,
 }
 
 impl IntoResponse for AdminError {
@@ -80,9 +98,23 @@ impl IntoResponse for AdminError {
                 format!("{self}\n"),
             )
                 .into_response(),
-            AdminError::Disabled => (StatusCode::FORBIDDEN, format!("{self}\n")).into_response(),
+            AdminError::Disabled | AdminError::NotLocal => {
+                (StatusCode::FORBIDDEN, format!("{self}\n")).into_response()
+            }
         }
     }
+}
+
+/// `localhost`, `127.0.0.1` or `[::1]`, with or without a port.
+fn is_local_host(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(name, _)| name),
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "localhost" | "127.0.0.1" | "::1"
+    )
 }
 
 pub fn router(state: Arc<AppState>) -> Router {
@@ -100,7 +132,7 @@ async fn reload(
 ) -> Result<Response, AdminError> {
     state.admin.check(&headers)?;
     tracing::info!("reload requested over HTTP: rescanning the plugins folder");
-    state.dispatcher.registry().scan().await;
+    state.dispatcher.registry().scan(true).await;
     Ok(listing(&state))
 }
 
@@ -191,4 +223,32 @@ fn listing(state: &AppState) -> Response {
         "now": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_names_only() {
+        for host in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "[::1]:5000",
+            "LOCALHOST",
+        ] {
+            assert!(is_local_host(host), "{host}");
+        }
+        for host in [
+            "evil.example",
+            "127.0.0.1.evil.example",
+            "bot.ngrok.app",
+            "10.0.0.5:5000",
+            "[::2]:5000",
+            "",
+        ] {
+            assert!(!is_local_host(host), "{host}");
+        }
+    }
 }

@@ -30,6 +30,7 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
     }
     .map_err(|e| format!("error: {}: {e}", file.display()))?;
     let compiled_in = started.elapsed();
+    let resources = compiled.resources();
     let id = file
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -75,6 +76,15 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
     let _ = writeln!(out, "  description: {}", info.description);
     let _ = writeln!(out, "  priority:    {}", info.priority);
     let _ = writeln!(out, "  compiled in: {} ms", compiled_in.as_millis());
+    if let Some(r) = resources {
+        let _ = writeln!(
+            out,
+            "  instance:    {} memory(ies), {:.1} MiB at start, {} table(s)",
+            r.memories,
+            r.initial_memory as f64 / f64::from(1 << 20),
+            r.tables
+        );
+    }
     if info.settings.is_empty() {
         let _ = writeln!(out, "  settings:    none");
     } else {

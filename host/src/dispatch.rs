@@ -74,8 +74,10 @@ impl Dispatcher {
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((index, Err(PluginError::Capacity(why)))) => {
-                    // Stop the others at once: their memory goes back too.
+                    // Stop the others at once, and wait until they are
+                    // gone: their memory is back before the refusal is.
                     tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
                     let id = &snapshot.plugins[index].id;
                     tracing::warn!(plugin = %id, "message refused, the host is at capacity: {why}");
                     return Err(AtCapacity(why));

@@ -33,6 +33,10 @@ pub enum PluginError {
     /// It answered `err(reason)`.
     #[error("returned an error: {0}")]
     Failed(String),
+    /// It wanted more of the memory budget than one plugin may hold while
+    /// others run: left out of this message, like a memory bomb.
+    #[error("ran out of memory: {0}")]
+    Memory(String),
     /// The host had no room for it: the global memory budget or the
     /// instance pool was exhausted. Not the plugin's fault; the whole
     /// message is refused with 503 so that Twilio retries it.
@@ -60,6 +64,7 @@ impl PluginError {
             PluginError::Trap(_) => "trap",
             PluginError::Instantiate(_) => "instantiate",
             PluginError::Failed(_) => "failed",
+            PluginError::Memory(_) => "memory",
             PluginError::Capacity(_) => "capacity",
         }
     }
@@ -83,15 +88,6 @@ pub enum LoadError {
     NotRegular(&'static str),
     #[error("{size} bytes, over the {max}-byte limit (max_plugin_size)")]
     TooLarge { size: u64, max: u64 },
-    #[error(
-        "its id is {id:?}, which {other} also has once '-' and '_' are the same \
-         (WASMBOT_{env}__…): rename one of the two files"
-    )]
-    IdCollision {
-        id: String,
-        other: String,
-        env: String,
-    },
     #[error("{loaded} plugins are loaded already, the limit (max_plugins)")]
     TooMany { loaded: usize },
     #[error("not a WebAssembly component: {0}")]
@@ -123,7 +119,6 @@ impl LoadError {
             LoadError::Read(_) => "read",
             LoadError::NotRegular(_) => "not_regular",
             LoadError::TooLarge { .. } => "too_large",
-            LoadError::IdCollision { .. } => "id_collision",
             LoadError::TooMany { .. } => "too_many",
             LoadError::Compile(_) => "compile",
             LoadError::Incompatible { .. } => "incompatible",

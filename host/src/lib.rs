@@ -100,6 +100,9 @@ impl Server {
                 dispatcher,
                 auth,
                 admin: admin::AdminAuth::new(config.admin_token.clone(), config.webhook_auth()),
+                reading: Arc::new(tokio::sync::Semaphore::new(
+                    config.max_in_flight.saturating_mul(4),
+                )),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
                 replay: webhook::Replay::new(config.idempotency_cache),
                 max_body: config.max_request_body,
@@ -157,7 +160,7 @@ impl Server {
             tasks.push(tokio::spawn(async move {
                 while hup.recv().await.is_some() {
                     tracing::info!("SIGHUP: rescanning the plugins folder");
-                    if tx.send(watcher::Reload::All).is_err() {
+                    if tx.send(watcher::Reload::Rescan).is_err() {
                         break;
                     }
                 }

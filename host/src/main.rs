@@ -109,6 +109,14 @@ fn run() -> anyhow::Result<()> {
         tracing::info!(file = %path.display(), "read environment file");
     }
     let rt = tokio::runtime::Runtime::new().context("starting tokio")?;
+    let result = command(&rt, cli);
+    // A plugin may still be compiling on a blocking thread (an 18 MB
+    // component takes seconds): do not wait for it to exit.
+    rt.shutdown_timeout(std::time::Duration::from_millis(500));
+    result
+}
+
+fn command(rt: &tokio::runtime::Runtime, cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => rt.block_on(serve(Config::resolve(&cli.serve, std::env::vars())?)),
         Some(Command::Serve(args)) => rt.block_on(serve(Config::resolve(&args, std::env::vars())?)),

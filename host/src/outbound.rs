@@ -77,6 +77,10 @@ pub fn is_public(ip: IpAddr) -> bool {
             }
             let s = v6.segments();
             !(v6.is_loopback()
+                || s[..4] == [0; 4] && s[4] == 0xffff // IPv4-translated ::ffff:0:a.b.c.d (SIIT)
+                || (s[0], s[1] & 0xfff0) == (0x2001, 0x0010) // ORCHID 2001:10::/28
+                || (s[0], s[1] & 0xfff0) == (0x2001, 0x0020) // ORCHIDv2 2001:20::/28
+                || (s[0] & 0xfff0) == 0x3ff0 // documentation 3fff::/20
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || s[..6] == [0; 6] // IPv4-compatible ::a.b.c.d (deprecated)
@@ -199,10 +203,18 @@ impl Outbound {
         let mut url = parse(&req.url)?;
         let follows = matches!(req.method, Method::Get | Method::Head);
         let mut hops = 0;
+        // Headers that steer the connection or name another site are the
+        // host's to set, never the plugin's (a `Host` of its choosing would
+        // reach another site behind an allowed address).
+        let mut headers: Vec<&(String, String)> = req
+            .headers
+            .iter()
+            .filter(|(name, _)| !is_forbidden_header(name))
+            .collect();
         loop {
             check_destination(&self.allow, &url)?;
             let mut builder = self.client.request(method(req.method), url.clone());
-            for (name, value) in &req.headers {
+            for (name, value) in &headers {
                 builder = builder.header(name.as_str(), value.as_str());
             }
             if let Some(body) = &req.body {
@@ -219,6 +231,11 @@ impl Outbound {
                 hops += 1;
                 if hops > self.limits.max_redirects {
                     return Err(HttpError::Transport("too many redirects".into()));
+                }
+                // Credentials go only where they were sent: not to another
+                // origin, nor over a downgrade to plain http.
+                if next.origin() != url.origin() {
+                    headers.retain(|(name, _)| !is_credential_header(name));
                 }
                 url = next;
                 continue;
@@ -258,6 +275,33 @@ impl Outbound {
             body,
         })
     }
+}
+
+/// Request headers a plugin may not set: they steer the connection or the
+/// virtual host (as the Fetch standard's forbidden request headers).
+fn is_forbidden_header(name: &str) -> bool {
+    let name = name.trim().to_ascii_lowercase();
+    matches!(
+        name.as_str(),
+        "host"
+            | "connection"
+            | "keep-alive"
+            | "content-length"
+            | "transfer-encoding"
+            | "te"
+            | "trailer"
+            | "upgrade"
+            | "expect"
+            | "via"
+    ) || name.starts_with("proxy-")
+}
+
+/// Headers that carry credentials, dropped when a redirect changes origin.
+fn is_credential_header(name: &str) -> bool {
+    matches!(
+        name.trim().to_ascii_lowercase().as_str(),
+        "authorization" | "cookie"
+    )
 }
 
 /// The allow list, and the address of an IP literal. Names are checked
@@ -423,6 +467,10 @@ mod tests {
             "2001:0:4136:e378:8000:63bf:3fff:fdd2",
             "100::1",
             "2001:db8::1",
+            "::ffff:0:7f00:1",
+            "2001:10::1",
+            "2001:20::1",
+            "3fff::1",
         ] {
             assert!(!is_public(ip.parse().unwrap()), "{ip}");
         }
@@ -464,6 +512,24 @@ mod tests {
         let out = client(&[("localhost", true)]);
         let err = out.send(get("http://localhost:9/")).await.unwrap_err();
         assert!(matches!(err, HttpError::Transport(_)), "{err}");
+    }
+
+    #[test]
+    fn the_host_header_and_hop_by_hop_headers_are_the_hosts() {
+        for name in [
+            "Host",
+            " host",
+            "Connection",
+            "Transfer-Encoding",
+            "Content-Length",
+            "Proxy-Authorization",
+            "upgrade",
+        ] {
+            assert!(is_forbidden_header(name), "{name}");
+        }
+        for name in ["Authorization", "Accept", "User-Agent", "X-Api-Key"] {
+            assert!(!is_forbidden_header(name), "{name}");
+        }
     }
 
     #[test]

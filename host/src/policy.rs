@@ -10,10 +10,11 @@
 //! - **Settings** come from `[plugins.<id>]` in the config file and from
 //!   `WASMBOT_<ID>__<KEY>` environment variables (the id upper-cased with
 //!   `-` as `_`, then *two* underscores, then the key), the variable
-//!   winning; the plugin's declared defaults fill in the rest. Ids never
-//!   contain two separators in a row, so the split is unambiguous:
+//!   winning; the plugin's declared defaults fill in the rest. Ids are
+//!   lowercase letters and digits with single `-` between them (no `_`),
+//!   so the mapping is one-to-one and the split unambiguous:
 //!   `WASMBOT_WEATHER_ALERTS__URL` belongs to `weather-alerts` and can never
-//!   reach `weather`.
+//!   reach `weather`, nor a `weather_alerts`.
 //! - **Capabilities come only from the operator.** A URL default a plugin
 //!   declares is a *request*: shown with the line that would grant it, it
 //!   grants nothing. Hosts are granted by `allowed_hosts` (public addresses
@@ -37,8 +38,9 @@ pub const RESERVED_KEYS: &[&str] = &[
 ];
 
 /// A plugin's identity: the stem of its file in the plugins folder.
-/// Lowercase ASCII letters and digits, with single `-` or `_` between them,
-/// at most [`PluginId::MAX_LEN`] characters.
+/// Lowercase ASCII letters and digits, with single `-` between them, at
+/// most [`PluginId::MAX_LEN`] characters. No `_`: `a_b` and `a-b` would
+/// share their variables (`WASMBOT_A_B__…`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(transparent)]
 pub struct PluginId(String);
@@ -50,7 +52,7 @@ impl PluginId {
     pub fn parse(id: &str) -> Option<PluginId> {
         let valid = !id.is_empty()
             && id.len() <= Self::MAX_LEN
-            && id.split(['-', '_']).all(|part| {
+            && id.split('-').all(|part| {
                 !part.is_empty()
                     && part
                         .bytes()
@@ -100,9 +102,24 @@ fn env_name(id: &str) -> String {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "{0:?} is not a valid plugin file name: the name before .wasm is the plugin's id, made of \
-     lowercase letters and digits with single '-' or '_' between them (e.g. weather-alerts.wasm)"
+     lowercase letters and digits with single '-' between them (e.g. weather-alerts.wasm){hint}",
+    hint = underscore_hint(.0)
 )]
 pub struct IdError(pub String);
+
+/// For a name with `_`: the name it should have, and why not `_`.
+fn underscore_hint(file: &str) -> String {
+    let fixed = file.replace('_', "-");
+    if file.contains('_') && PluginId::from_file(&fixed).is_ok() {
+        format!(
+            "; '_' would make its variables (WASMBOT_{}__…) those of {fixed} too: rename it \
+             {fixed}",
+            env_name(fixed.trim_end_matches(".wasm"))
+        )
+    } else {
+        String::new()
+    }
+}
 
 /// Where an operator's setting came from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,14 +154,9 @@ impl Serialize for Source {
 pub enum PolicyError {
     #[error(
         "[plugins.{0}] does not name a plugin id (lowercase letters and digits, with single '-' \
-         or '_' between them: the plugin file's name without .wasm)"
+         between them: the plugin file's name without .wasm)"
     )]
     BadTable(String),
-    #[error(
-        "[plugins.{0}] and [plugins.{1}] are the same plugin in the environment \
-         (WASMBOT_{2}__…): rename one"
-    )]
-    TableCollision(String, String, String),
 }
 
 /// The operator's configuration of every plugin, by id: `[plugins.<id>]`
@@ -193,18 +205,8 @@ impl Policy {
         tables: BTreeMap<String, BTreeMap<String, String>>,
         env: BTreeMap<String, String>,
     ) -> Result<Policy, PolicyError> {
-        let mut seen: BTreeMap<String, &str> = BTreeMap::new();
-        for id in tables.keys() {
-            if PluginId::parse(id).is_none() {
-                return Err(PolicyError::BadTable(id.clone()));
-            }
-            if let Some(other) = seen.insert(env_name(id), id) {
-                return Err(PolicyError::TableCollision(
-                    other.to_owned(),
-                    id.clone(),
-                    env_name(id),
-                ));
-            }
+        if let Some(bad) = tables.keys().find(|id| PluginId::parse(id).is_none()) {
+            return Err(PolicyError::BadTable(bad.clone()));
         }
         Ok(Policy {
             file: file.map(|p| p.display().to_string()),
@@ -311,7 +313,10 @@ impl Policy {
         let requests = declared
             .iter()
             .filter_map(|d| {
-                let host = url_host(d.default.as_deref()?)?;
+                // Only plain names and IP literals: a host like
+                // `a.example,evil.example` (which URLs allow) must never
+                // reach the line an operator pastes.
+                let host = url_host(d.default.as_deref()?).filter(|h| is_plain_host(h))?;
                 Some(HostRequest {
                     granted: hosts.contains_key(&host),
                     host,
@@ -512,6 +517,15 @@ impl AllowList {
     }
 }
 
+/// A DNS name or an IP literal: lowercase letters, digits, `.`, `-`, `_`
+/// and the `:` of IPv6.
+fn is_plain_host(host: &str) -> bool {
+    !host.is_empty()
+        && host.chars().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '-' | '_' | ':')
+        })
+}
+
 /// The host of `value` if it is an absolute `http(s)` URL.
 fn url_host(value: &str) -> Option<String> {
     let url = url::Url::parse(value.trim()).ok()?;
@@ -579,7 +593,7 @@ mod tests {
         for (file, expected) in [
             ("quote.wasm", Some("quote")),
             ("weather-alerts.wasm", Some("weather-alerts")),
-            ("a_b.wasm", Some("a_b")),
+            ("a_b.wasm", None),
             ("v2.wasm", Some("v2")),
             ("Quote.wasm", None),
             ("a--b.wasm", None),
@@ -607,7 +621,18 @@ mod tests {
             id("weather-alerts").env_prefix(),
             "WASMBOT_WEATHER_ALERTS__"
         );
-        assert_eq!(id("a-b").env_name(), id("a_b").env_name());
+        let err = PluginId::from_file("weather_alerts.wasm")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.ends_with(
+                "'_' would make its variables (WASMBOT_WEATHER_ALERTS__…) those of \
+                 weather-alerts.wasm too: rename it weather-alerts.wasm"
+            ),
+            "{err}"
+        );
+        // One-to-one: only `weather-alerts` has WASMBOT_WEATHER_ALERTS__.
+        assert!(PluginId::parse("weather_alerts").is_none());
     }
 
     #[test]
@@ -635,15 +660,10 @@ mod tests {
         );
         assert_eq!(policy.legacy_vars(&id("weather")), ["WASMBOT_WEATHER_URL"]);
         assert!(policy.legacy_vars(&id("weather-alerts")).is_empty());
-        assert!(
-            policy
-                .operator_settings(&id("weather_alerts"))
-                .contains_key("url")
-        );
     }
 
     #[test]
-    fn tables_must_name_distinct_ids() {
+    fn tables_must_name_ids() {
         let table = |names: &[&str]| {
             names
                 .iter()
@@ -653,11 +673,8 @@ mod tests {
         assert!(Policy::new(None, table(&["quote", "a-b"]), BTreeMap::new()).is_ok());
         let err = Policy::new(None, table(&["Quote"]), BTreeMap::new()).unwrap_err();
         assert_eq!(err, PolicyError::BadTable("Quote".into()));
-        let err = Policy::new(None, table(&["a-b", "a_b"]), BTreeMap::new()).unwrap_err();
-        assert!(
-            err.to_string().contains("[plugins.a-b] and [plugins.a_b]"),
-            "{err}"
-        );
+        let err = Policy::new(None, table(&["a_b"]), BTreeMap::new()).unwrap_err();
+        assert_eq!(err, PolicyError::BadTable("a_b".into()));
     }
 
     #[test]
@@ -780,11 +797,17 @@ mod tests {
                 ("allowed_hosts", Some("evil.example")),
                 ("grant_dir", Some("/")),
                 ("url", Some("http://169.254.169.254/")),
+                ("smuggled", Some("http://api.example,evil.example/")),
+                ("quoted", Some("http://a.example\"b/")),
             ]),
         );
         assert!(grant.hosts.is_empty());
         assert!(grant.dir.is_none() && grant.env.is_empty());
-        assert_eq!(grant.settings.keys().collect::<Vec<_>>(), ["url"]);
+        assert_eq!(
+            grant.settings.keys().collect::<Vec<_>>(),
+            ["quoted", "smuggled", "url"]
+        );
+        // Hosts that are no plain name never reach the line to paste.
         assert_eq!(grant.missing_hosts(), ["169.254.169.254"]);
     }
 }

@@ -194,8 +194,10 @@ pub struct Registry {
     scans_covered: AtomicU64,
     /// Scans performed.
     scans_done: AtomicU64,
-    /// Files to load again later, with the delay (transient failures).
+    /// Files to load again later, with the delay (transient failures),
+    /// and the signal that there are some.
     retries: std::sync::Mutex<Vec<(String, Duration)>>,
+    retries_ready: tokio::sync::Notify,
 }
 
 impl Registry {
@@ -213,6 +215,7 @@ impl Registry {
             scans_covered: AtomicU64::new(0),
             scans_done: AtomicU64::new(0),
             retries: std::sync::Mutex::default(),
+            retries_ready: tokio::sync::Notify::new(),
         }
     }
 
@@ -253,6 +256,12 @@ impl Registry {
         self.scans_done.load(Ordering::Relaxed)
     }
 
+    /// Resolves when there are retries to take (whoever caused them: the
+    /// watcher, SIGHUP or `POST /plugins/reload`).
+    pub async fn retries_ready(&self) {
+        self.retries_ready.notified().await;
+    }
+
     /// Files whose transient failure should be retried, with the delay;
     /// taken by the reload task, which schedules them.
     pub fn take_retries(&self) -> Vec<(String, Duration)> {
@@ -260,21 +269,22 @@ impl Registry {
     }
 
     /// Brings every file of the folder up to date: loads new and changed
-    /// `*.wasm` files (not hidden ones), forgets removed ones, tries failed
-    /// ones again, and gives plugins disabled for failing another chance. A
-    /// file that fails is reported, never fatal; an unreadable folder is
-    /// reported as an error entry for the folder.
+    /// `*.wasm` files (not hidden ones) and forgets removed ones. A file
+    /// that fails is reported, never fatal; an unreadable folder is
+    /// reported as an error entry for the folder. An operator's rescan
+    /// (`fresh`: SIGHUP, `POST /plugins/reload`) also tries failed files
+    /// again and gives plugins disabled for failing another chance.
     ///
     /// Scans asked for while one runs are coalesced: they all return when
     /// the next scan, which started after they asked, has finished.
-    pub async fn scan(&self) {
+    pub async fn scan(&self, fresh: bool) {
         let ticket = self.scans_requested.fetch_add(1, Ordering::AcqRel) + 1;
         let mut files = self.files.lock().await;
         if self.scans_covered.load(Ordering::Acquire) >= ticket {
             return; // a scan that started after we asked has finished
         }
         let covers = self.scans_requested.load(Ordering::Acquire);
-        for state in files.values_mut() {
+        for state in files.values_mut().filter(|_| fresh) {
             if let Some(loaded) = &state.loaded {
                 loaded.stats.enable();
             }
@@ -319,7 +329,7 @@ impl Registry {
             }
         }
         // A file that went away may have been what another was refused
-        // for (the same id, or the plugin limit): try those again.
+        // for (the plugin limit): try those again.
         if before.iter().any(|name| !files.contains_key(name)) {
             let waiting: Vec<String> = files
                 .iter()
@@ -327,7 +337,7 @@ impl Registry {
                     s.loaded.is_none()
                         && matches!(
                             s.error.as_ref().map(|f| &f.error),
-                            Some(LoadError::IdCollision { .. } | LoadError::TooMany { .. })
+                            Some(LoadError::TooMany { .. })
                         )
                 })
                 .map(|(name, _)| name.clone())
@@ -392,7 +402,7 @@ impl Registry {
         if current == Some(&sha256) {
             return; // touched, not changed (or a remembered failure)
         }
-        if let Some(error) = self.refusal(files, name, &id, listed) {
+        if let Some(error) = self.refusal(files, name) {
             self.fail(files, name, &id, error, Some(sha256));
             return;
         }
@@ -420,32 +430,10 @@ impl Registry {
         }
     }
 
-    /// Why a file may not be loaded now whatever its content: another file
-    /// has the same id once `-` and `_` are alike (the first loaded keeps
-    /// it; if neither is loaded, both are refused), or the plugin limit is
-    /// reached.
-    fn refusal(
-        &self,
-        files: &BTreeMap<String, FileState>,
-        name: &str,
-        id: &PluginId,
-        listed: &[String],
-    ) -> Option<LoadError> {
+    /// Why a file may not be loaded now whatever its content: the plugin
+    /// limit is reached.
+    fn refusal(&self, files: &BTreeMap<String, FileState>, name: &str) -> Option<LoadError> {
         let is_loaded = |file: &str| files.get(file).is_some_and(|s| s.loaded.is_some());
-        let env = id.env_name();
-        let colliders: Vec<&String> = listed
-            .iter()
-            .filter(|other| other.as_str() != name)
-            .filter(|other| PluginId::from_file(other).is_ok_and(|other| other.env_name() == env))
-            .collect();
-        let loaded_collider = colliders.iter().find(|other| is_loaded(other));
-        if let Some(other) = loaded_collider.or(colliders.first().filter(|_| !is_loaded(name))) {
-            return Some(LoadError::IdCollision {
-                id: id.to_string(),
-                other: (*other).clone(),
-                env,
-            });
-        }
         let loaded = files.values().filter(|s| s.loaded.is_some()).count();
         if !is_loaded(name) && loaded >= self.limits.max_plugins {
             return Some(LoadError::TooMany { loaded });
@@ -476,10 +464,8 @@ impl Registry {
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
                 .push((name.to_owned(), retry.unwrap_or_default()));
-        } else if matches!(
-            error,
-            LoadError::IdCollision { .. } | LoadError::TooMany { .. }
-        ) {
+            self.retries_ready.notify_one();
+        } else if matches!(error, LoadError::TooMany { .. }) {
             // Not about the bytes: tried again when the folder changes.
             state.error_sha256 = None;
         } else {
@@ -572,6 +558,7 @@ impl Registry {
     async fn publish(&self, files: &BTreeMap<String, FileState>) {
         let mut plugins: Vec<Arc<Loaded>> =
             files.values().filter_map(|s| s.loaded.clone()).collect();
+        self.runtime.set_plugins(plugins.len());
         plugins.sort_by(|a, b| {
             (a.plugin.info().priority, &a.id).cmp(&(b.plugin.info().priority, &b.id))
         });

@@ -21,8 +21,11 @@ pub const DEBOUNCE: Duration = Duration::from_millis(75);
 pub enum Reload {
     /// These files changed (added, replaced or removed).
     Files(Vec<String>),
-    /// Look at the whole folder again (watcher error, SIGHUP).
+    /// Look at the whole folder again (start, watcher error).
     All,
+    /// The operator asks for a rescan (SIGHUP): also retry failed files
+    /// and enable disabled plugins.
+    Rescan,
 }
 
 /// Keeps watching while alive.
@@ -75,21 +78,30 @@ pub async fn reload_loop(
 ) {
     // Dropped with this task, which cancels the pending retries.
     let mut retries = tokio::task::JoinSet::new();
-    while let Some(first) = rx.recv().await {
-        let mut all = false;
+    loop {
+        let first = tokio::select! {
+            request = rx.recv() => match request {
+                Some(request) => Some(request),
+                None => return,
+            },
+            // Retries of failures found outside this task (POST /plugins/reload).
+            () = registry.retries_ready() => None,
+        };
+        let mut all = None;
         let mut names = BTreeSet::new();
-        let mut next = Some(first);
+        let mut next = first;
         while let Some(request) = next {
             match request {
-                Reload::All => all = true,
+                Reload::All => all = Some(all.unwrap_or(false)),
+                Reload::Rescan => all = Some(true),
                 Reload::Files(files) => names.extend(files),
             }
             next = rx.try_recv().ok();
         }
-        if all {
-            registry.scan().await;
-        } else {
-            registry.reload(names).await;
+        match all {
+            Some(fresh) => registry.scan(fresh).await,
+            None if !names.is_empty() => registry.reload(names).await,
+            None => {}
         }
         while retries.try_join_next().is_some() {}
         for (file, delay) in registry.take_retries() {

@@ -1,8 +1,8 @@
-//! The webhook: Twilio's `POST /bot` and `GET /healthz`. Takes an
-//! in-flight permit (503 past `max_in_flight`), reads the body within its
-//! time and size limits, parses the form leniently, checks the signature,
-//! answers a retry from the idempotency cache, hands the message to
-//! dispatch and answers TwiML. Bad input gets a 4xx with a short reason;
+//! The webhook: Twilio's `POST /bot` and `GET /healthz`. Reads the body
+//! within its size and time limits (under a reading budget of its own),
+//! parses the form leniently, checks the signature, answers a retry from
+//! the idempotency cache, takes an in-flight permit (503 past
+//! `max_in_flight`), hands the message to dispatch and answers TwiML. Bad input gets a 4xx with a short reason;
 //! the only 5xx is 503 when the bot is at capacity, which Twilio retries.
 //! The admin endpoints are in [`crate::admin`], the connection handling
 //! below this in [`crate::edge`].
@@ -29,8 +29,12 @@ pub struct AppState {
     pub auth: Option<Auth>,
     /// Who may use `GET /plugins` and `POST /plugins/reload`.
     pub admin: AdminAuth,
-    /// Permits for messages handled at once, body read included (load
-    /// shedding).
+    /// Permits for bodies being read at once. Taken before anything is
+    /// known of the sender, so larger than `in_flight` and held only while
+    /// the body arrives (at most [`BODY_TIMEOUT`]).
+    pub reading: Arc<Semaphore>,
+    /// Permits for messages handled at once, taken once the request is
+    /// authenticated (load shedding).
     pub in_flight: Arc<Semaphore>,
     /// Replies by idempotency token, for Twilio's retries.
     pub replay: Replay,
@@ -195,21 +199,26 @@ async fn bot(
     if !is_form {
         return Err(WebhookError::UnsupportedMediaType);
     }
-    // Shed load rather than queue without bound; Twilio then tries the
-    // fallback URL. The permit covers the body read too, so slow senders
-    // count against the same budget as messages being answered.
-    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
-        tracing::warn!("message refused: max_in_flight messages are being handled");
-        return Err(WebhookError::Busy);
-    };
-    // A client that sends its body slowly must not hold a permit for long:
-    // Twilio sends ~1 KiB at once.
-    let body = match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, state.max_body))
-        .await
-    {
-        Ok(Ok(body)) => body,
-        Ok(Err(e)) if is_length_limit(&e) => return Err(WebhookError::TooLarge),
-        Ok(Err(_)) | Err(_) => return Err(WebhookError::SlowBody),
+    // A body announced too large is refused before a byte is read.
+    let announced = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if announced.is_some_and(|len| len > state.max_body as u64) {
+        return Err(WebhookError::TooLarge);
+    }
+    // Bodies are read under a budget of their own, and within a short
+    // time: Twilio sends ~1 KiB at once, so a slow sender is not Twilio.
+    let body = {
+        let Ok(_reading) = state.reading.clone().try_acquire_owned() else {
+            tracing::warn!("message refused: too many request bodies are being read");
+            return Err(WebhookError::Busy);
+        };
+        match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, state.max_body)).await {
+            Ok(Ok(body)) => body,
+            Ok(Err(e)) if is_length_limit(&e) => return Err(WebhookError::TooLarge),
+            Ok(Err(_)) | Err(_) => return Err(WebhookError::SlowBody),
+        }
     };
     let params = parse_form(&body);
     if let Some(auth) = &state.auth {
@@ -233,6 +242,12 @@ async fn bot(
         return Ok(twiml_response(xml.to_string()));
     }
 
+    // Shed load rather than queue without bound; Twilio then tries the
+    // fallback URL. Only requests that passed the signature check get here.
+    let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
+        tracing::warn!("message refused: max_in_flight messages are being handled");
+        return Err(WebhookError::Busy);
+    };
     let msg = Inbound::from_params(params);
     let sid = crate::error::untrusted(&msg.message_sid, 64);
     state.dispatcher.registry().wait_ready().await;
@@ -256,8 +271,9 @@ async fn bot(
     Ok(twiml_response(xml))
 }
 
-/// Time to receive a whole webhook body.
-pub const BODY_TIMEOUT: Duration = Duration::from_secs(5);
+/// Time to receive a whole webhook body once the headers are in. Twilio
+/// sends its ~1 KiB at once.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// Whether reading a body failed on its size limit.
 fn is_length_limit(e: &axum::Error) -> bool {

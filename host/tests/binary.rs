@@ -371,12 +371,14 @@ fn check_validates_describes_and_tries_a_component() {
 
 /// Runs `wasmbot ARGS` in `cwd` and returns (success, stdout, stderr).
 fn run_in(cwd: &std::path::Path, args: &[&str], env: &[(&str, String)]) -> (bool, String, String) {
+    // Never a cache inside `cwd`: that may be the repo.
+    let cache = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
         .args(args)
         .current_dir(cwd)
         .env_remove("TWILIO_AUTH_TOKEN")
         .env_remove("TWILIO_SHARED_KEYS")
-        .env("XDG_CACHE_HOME", cwd.join("cache"))
+        .env("XDG_CACHE_HOME", cache.path())
         .envs(env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
         .output()

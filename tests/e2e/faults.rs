@@ -200,6 +200,11 @@ async fn hostile_plugins_hurt_only_themselves() {
             ),
         ),
         ("slowhttp", Says("slowhttp: Error::Timeout")),
+        // `Host: evil.example` is dropped: the allowed site answers.
+        (
+            "hostheader",
+            SaysWith("hostheader: host header: 127.0.0.1:", ""),
+        ),
         (
             "manyhttp",
             Says(

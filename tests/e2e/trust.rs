@@ -37,6 +37,18 @@ async fn an_impostor_gets_nothing_of_the_plugin_it_claims_to_be() {
         "stole url=None api_key=None fetch=no url",
         "the impostor got quote's settings"
     );
+    // Knowing quote's upstream does not let it in: not its host.
+    let xml = bot
+        .message(&format!("steal {counted}"))
+        .await
+        .twiml()
+        .to_owned();
+    assert!(
+        only_body(&xml).starts_with(
+            "stole url=None api_key=None fetch=Error::Denied(&quot;127.0.0.1 is not an allowed host"
+        ),
+        "{xml}"
+    );
     // quote itself still has them: the stub was never called before now.
     let xml = bot.message("quote").await.twiml().to_owned();
     assert_eq!(only_body(&xml), "Call 1. - Counter");
@@ -86,46 +98,35 @@ async fn an_impostor_gets_nothing_of_the_plugin_it_claims_to_be() {
     bot.stop().await;
 }
 
-/// `a-b` and `a_b` share their variables (`WASMBOT_A_B__…`): neither may
-/// load while the other is there, and the error names both files; the one
-/// already serving keeps serving.
+/// `a-b` and `a_b` would share their variables (`WASMBOT_A_B__…`): ids
+/// have no `_`, so `a_b.wasm` is refused with an error that names the file
+/// it would collide with, and `a-b` serves.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn ids_that_collide_are_refused_naming_both_files() {
-    let bot = Bot::start(&[("a-b.wasm", CAT), ("a_b.wasm", CAT)], |_| {}).await;
-    let listing = bot.plugins().await;
-    assert_eq!(listing["plugins"], serde_json::json!([]));
-    let errors = listing["errors"].as_array().unwrap();
-    assert_eq!(errors.len(), 2, "{listing}");
-    for (error, other) in errors.iter().zip(["a_b.wasm", "a-b.wasm"]) {
-        assert_eq!(error["error"]["kind"], "id_collision");
-        let message = error["error"]["message"].as_str().unwrap();
-        assert!(
-            message.contains(other) && message.contains("WASMBOT_A_B__"),
-            "{message}"
+async fn ids_that_would_share_variables_are_refused() {
+    let bot = Bot::start(&[("a-b.wasm", CAT), ("a_b.wasm", CAT)], |c| {
+        c.env.insert(
+            "WASMBOT_A_B__URL".into(),
+            "https://a-b.example/cat.jpg".into(),
         );
-    }
-    let apology = twiml(&[(Some(APOLOGY), None)]);
-    assert_eq!(bot.message("cat").await.twiml(), apology);
+    })
+    .await;
+    let listing = bot.plugins().await;
+    assert_eq!(listing["plugins"][0]["id"], "a-b");
+    assert_eq!(listing["plugins"].as_array().unwrap().len(), 1);
+    let error = &listing["errors"][0];
+    assert_eq!(error["file"], "a_b.wasm");
+    assert_eq!(error["error"]["kind"], "bad_id");
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("WASMBOT_A_B__") && message.contains("rename it a-b.wasm"),
+        "{message}"
+    );
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some("https://a-b.example/cat.jpg"))])
+    );
 
-    // One goes: the other loads.
-    std::fs::remove_file(bot.plugin_path("a_b.wasm")).unwrap();
-    let cat = twiml(&[(None, Some(CAT_URL))]);
-    bot.wait_for("cat", Duration::from_secs(2), |xml| xml == cat)
-        .await;
-    // It comes back: refused, and the loaded one keeps serving.
-    std::fs::copy(CAT, bot.plugin_path("a_b.wasm")).unwrap();
-    let listing = loop {
-        let listing = bot.plugins().await;
-        if !listing["errors"].as_array().unwrap().is_empty() {
-            break listing;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    assert_eq!(listing["errors"][0]["file"], "a_b.wasm");
-    assert_eq!(listing["plugins"][0]["file"], "a-b.wasm");
-    assert_eq!(bot.message("cat").await.twiml(), cat);
-
-    // A file name that is no id is an error entry, not a plugin.
+    // Nor is a name that is no id at all.
     std::fs::copy(CAT, bot.plugin_path("Cat.wasm")).unwrap();
     let listing = loop {
         let listing = bot.plugins().await;
@@ -188,12 +189,12 @@ async fn declared_urls_grant_nothing() {
     bot.stop().await;
 }
 
-/// 40 MiB held by each of several messages at once, with a 100 MiB budget
-/// for all plugins together: every message is answered in full or refused
-/// with 503 + Retry-After (never answered with plugins missing), a refused
-/// one is not replayed to its retry, and the memory is all given back.
+/// One plugin that holds memory in every message cannot take the memory
+/// the others need: with several plugins loaded it may hold at most half
+/// the budget, and past that it alone is left out (its own failure), while
+/// quote and cat answer every message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_memory_of_all_calls_together_is_bounded() {
+async fn a_memory_hog_gets_half_the_budget_and_hurts_only_itself() {
     let stub = Stub::start().await;
     let url = stub.url("/random");
     let bot = std::sync::Arc::new(
@@ -206,51 +207,87 @@ async fn the_memory_of_all_calls_together_is_bounded() {
             |c| {
                 c.env.insert("WASMBOT_QUOTE__URL".into(), url);
                 c.memory_budget = 100 << 20;
-                c.disable_after_failures = 1;
             },
         )
         .await,
     );
-    let full = twiml(&[(Some(&format!("held 40 MiB\n\n{STUB_QUOTE}")), Some(CAT_URL))]);
+    let held = twiml(&[(Some(&format!("held 40 MiB\n\n{STUB_QUOTE}")), Some(CAT_URL))]);
+    let without = twiml(&[(Some(STUB_QUOTE), Some(CAT_URL))]);
     let mut sent = Vec::new();
-    for i in 0..6 {
+    for _ in 0..6 {
         let bot = bot.clone();
         sent.push(tokio::spawn(async move {
-            let token = format!("memhold-{i}");
-            let form = whatsapp_form("quote and a cat memhold");
-            let reply = bot
-                .post_form(&form, &[("i-twilio-idempotency-token", &token)])
-                .await;
-            (token, reply)
+            bot.message("quote and a cat memhold").await
         }));
     }
-    let mut refused = Vec::new();
+    let (mut full, mut left_out) = (0, 0);
     for task in sent {
-        let (token, reply) = task.await.unwrap();
-        match reply.status {
-            200 => assert_eq!(reply.twiml(), full),
-            503 => {
-                assert!(reply.text.contains("at capacity"), "{}", reply.text);
-                refused.push(token);
-            }
-            other => panic!("{other}: {}", reply.text),
+        let reply = task.await.unwrap();
+        let xml = reply.twiml();
+        if xml == held {
+            full += 1;
+        } else {
+            assert_eq!(xml, without);
+            left_out += 1;
         }
     }
-    assert!(!refused.is_empty(), "six times 40 MiB fitted in 100 MiB");
-    assert!(refused.len() < 6, "nothing was answered");
-    // Twilio's retry of a refused message runs the plugins: the 503 was
-    // not remembered.
-    let form = whatsapp_form("quote and a cat memhold");
-    let retry = bot
-        .post_form(&form, &[("i-twilio-idempotency-token", &refused[0])])
-        .await;
-    assert_eq!(retry.twiml(), full);
-    // Capacity is no fault of the plugin's: not disabled after 1.
+    assert!(
+        full >= 1 && left_out >= 1,
+        "{full} held, {left_out} left out"
+    );
     let hostile = bot.plugin("hostile").await;
-    assert_eq!(hostile["disabled"], false, "{hostile}");
+    assert_eq!(hostile["last_failure"]["kind"], "memory", "{hostile}");
     let memory = bot.plugins().await["memory"].clone();
     assert_eq!(memory["in_use"], 0, "{memory}");
     assert_eq!(memory["budget"], 100 << 20);
+}
+
+/// Plugins within their share that together need more than the budget: the
+/// message is refused whole with 503 + Retry-After (never answered with a
+/// plugin missing), the refusal is not remembered for Twilio's retry, and
+/// the memory is all given back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_memory_budget_refuses_messages_whole() {
+    let bot = Bot::start(
+        &[
+            ("cat.wasm", CAT),
+            ("hog-a.wasm", HOSTILE),
+            ("hog-b.wasm", HOSTILE),
+            ("hog-c.wasm", HOSTILE),
+        ],
+        |c| c.memory_budget = 100 << 20,
+    )
+    .await;
+    // Three times 40 MiB, each within its half of 100 MiB: 120 MiB.
+    let form = whatsapp_form("cat memhold");
+    let token = [("i-twilio-idempotency-token", "full-1")];
+    let refused = bot.post_form(&form, &token).await;
+    assert_eq!(refused.status, 503, "{}", refused.text);
+    assert!(refused.text.contains("at capacity"), "{}", refused.text);
+    assert_eq!(
+        bot.plugins().await["memory"]["in_use"],
+        0,
+        "memory given back"
+    );
+    // Smaller messages still get through.
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    // One hog goes; Twilio's retry of the refused message runs the plugins
+    // (it was not cached) and is answered in full.
+    std::fs::remove_file(bot.plugin_path("hog-c.wasm")).unwrap();
+    let started = Instant::now();
+    while bot.plugins().await["plugins"].as_array().unwrap().len() != 3 {
+        assert!(started.elapsed() < Duration::from_secs(2));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let retry = bot.post_form(&form, &token).await;
+    assert_eq!(
+        retry.twiml(),
+        twiml(&[(Some("held 40 MiB\n\nheld 40 MiB"), Some(CAT_URL))])
+    );
+    bot.stop().await;
 }
 
 /// A plugin that cannot be instantiated (its granted folder is gone) is
@@ -535,9 +572,12 @@ async fn slow_and_idle_connections_are_bounded() {
     .await;
     let started = Instant::now();
     let mut half_open = Vec::new();
-    for _ in 0..8 {
+    for i in 0..8 {
         let mut conn = tokio::net::TcpStream::connect(bot.addr).await.unwrap();
-        conn.write_all(b"POST /b").await.unwrap();
+        // Half a request line, or nothing at all.
+        if i % 2 == 0 {
+            conn.write_all(b"POST /b").await.unwrap();
+        }
         half_open.push(conn);
     }
     tokio::time::sleep(Duration::from_millis(100)).await;
@@ -585,5 +625,89 @@ async fn slow_and_idle_connections_are_bounded() {
         "an idle keep-alive connection was kept"
     );
     assert!(idle_since.elapsed() >= Duration::from_millis(900));
+    bot.stop().await;
+}
+
+/// Slow bodies are read under a budget of their own and within a short
+/// time, so clients trickling bodies in cannot hold the permits real
+/// (signed) webhooks need.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_bodies_do_not_hold_the_message_budget() {
+    let bot = Bot::start(&[("cat.wasm", CAT)], |c| c.max_in_flight = 8).await;
+    let mut trickling = Vec::new();
+    for _ in 0..16 {
+        let mut conn = tokio::net::TcpStream::connect(bot.addr).await.unwrap();
+        conn.write_all(
+            b"POST /bot HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+              Content-Length: 100\r\n\r\nB",
+        )
+        .await
+        .unwrap();
+        trickling.push(conn);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Twice max_in_flight bodies trickle in: a real message still gets in.
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    // A body announced too large is refused before it is read.
+    let mut big = tokio::net::TcpStream::connect(bot.addr).await.unwrap();
+    big.write_all(
+        b"POST /bot HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+          Content-Length: 999999999\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let answer = read_to_close(&mut big, Duration::from_secs(2)).await;
+    assert!(
+        answer
+            .as_deref()
+            .is_some_and(|a| a.starts_with("HTTP/1.1 413")),
+        "{answer:?}"
+    );
+    bot.stop().await;
+}
+
+/// A transient failure found by `POST /plugins/reload` is retried too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_found_by_a_reload_request_are_retried() {
+    let bot = Bot::start(&[], |c| {
+        c.memory_budget = 64 << 10;
+        c.watch = false;
+    })
+    .await;
+    std::fs::copy(CAT, bot.plugin_path("cat.wasm")).unwrap();
+    let (status, listing) = bot.reload().await;
+    assert_eq!(status, 200);
+    assert_eq!(listing["errors"][0]["retry_in"], 1, "{listing}");
+    let started = Instant::now();
+    loop {
+        let error = bot.plugins().await["errors"][0].clone();
+        if error["retry_in"] == 2 {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "not retried: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bot.stop().await;
+}
+
+/// Without any authentication the admin endpoints serve local development
+/// only: a request for another name (a tunnel, a page that rebinds its
+/// name to this machine) is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_admin_endpoints_answer_only_local_names() {
+    let bot = Bot::start(&[("cat.wasm", CAT)], |_| {}).await;
+    let status = |host: &'static str| {
+        let req = bot.client.get(bot.url("/plugins")).header("host", host);
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("localhost:5000").await, 200);
+    assert_eq!(status("attacker.example").await, 403);
+    assert_eq!(status("bot.ngrok.app").await, 403);
     bot.stop().await;
 }

@@ -32,6 +32,27 @@ pub struct Runtime {
 /// A compiled component, not yet checked or linked.
 pub struct Compiled(Component);
 
+/// What one instance of a component takes from the instance pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct Resources {
+    pub memories: u32,
+    /// Bytes of linear memory an instance starts with.
+    pub initial_memory: u64,
+    pub tables: u32,
+}
+
+impl Compiled {
+    /// The memories and tables one instance needs (`None` when a core
+    /// module is imported rather than embedded: unknown).
+    pub fn resources(&self) -> Option<Resources> {
+        self.0.resources_required().map(|r| Resources {
+            memories: r.num_memories,
+            initial_memory: r.max_initial_memory_size.unwrap_or(0) << 16, // Wasm pages
+            tables: r.num_tables,
+        })
+    }
+}
+
 impl Runtime {
     /// A runtime; with `cache_dir`, compiled code is cached on disk there,
     /// keyed by the component's content and the compiler's settings, so a
@@ -45,12 +66,16 @@ impl Runtime {
         // instantiation then costs no mmap/munmap and reuses warm pages.
         let n = limits.pool_instances;
         let mut pool = PoolingAllocationConfig::default();
+        // Components of every toolchain we know (Rust, Python, JavaScript,
+        // C) have one memory and two tables; a component asking for more
+        // than one plugin's share of the pool is refused when it loads.
         pool.total_component_instances(n)
-            // A component built by wit-bindgen has three or four core
-            // instances; Python and JavaScript runtimes a few more.
-            .total_core_instances(n.saturating_mul(4))
+            .total_core_instances(n.saturating_mul(8))
+            .max_core_instances_per_component(32)
             .total_memories(n)
+            .max_memories_per_component(2)
             .total_tables(n.saturating_mul(4))
+            .max_tables_per_component(8)
             .total_stacks(n)
             .max_memory_size(limits.memory);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -118,6 +143,12 @@ impl Runtime {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// How many plugins share the memory budget now (the registry says,
+    /// on every change of the folder).
+    pub fn set_plugins(&self, loaded: usize) {
+        self.budget.set_plugins(loaded);
     }
 
     /// Compiles `bytes` to machine code (or takes it from the cache).
@@ -221,9 +252,24 @@ fn checked_info(info: wit::types::PluginInfo) -> Result<PluginInfo, LoadError> {
     info.version = untrusted(&info.version, 64);
     info.description = untrusted(&info.description, 300);
     for setting in &mut info.settings {
-        setting.key = untrusted(&setting.key.to_ascii_lowercase(), 64);
+        // Keys name variables (WASMBOT_<ID>__<KEY>) and are looked up as
+        // declared; defaults are what `config.get` returns, so they are
+        // checked, never rewritten.
+        let key_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        if setting.key.is_empty() || setting.key.len() > 64 || !setting.key.chars().all(key_ok) {
+            return Err(LoadError::BadInfo {
+                field: "setting key",
+                value: untrusted(&setting.key, 80),
+            });
+        }
+        setting.key.make_ascii_lowercase();
+        if setting.default.as_ref().is_some_and(|d| d.len() > 4096) {
+            return Err(LoadError::BadInfo {
+                field: "setting default (over 4096 bytes)",
+                value: setting.key.clone(),
+            });
+        }
         setting.description = untrusted(&setting.description, 300);
-        setting.default = setting.default.as_deref().map(|d| untrusted(d, 2048));
     }
     Ok(info)
 }

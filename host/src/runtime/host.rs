@@ -22,11 +22,14 @@ pub(super) struct PluginCtx {
     pub(super) grant: Grant,
     /// `None` while describing: no network then.
     outbound: Option<Outbound>,
+    /// The plugin's id, as the memory budget counts it.
+    memory_key: Arc<str>,
 }
 
 impl PluginCtx {
     pub(super) fn new(grant: Grant, outbound: Outbound) -> Self {
         PluginCtx {
+            memory_key: grant.id.as_str().into(),
             grant,
             outbound: Some(outbound),
         }
@@ -37,7 +40,12 @@ impl PluginCtx {
         PluginCtx {
             grant: Grant::none(PluginId::parse("describing").expect("a valid id")),
             outbound: None,
+            memory_key: "(describing)".into(),
         }
+    }
+
+    pub(super) fn memory_key(&self) -> Arc<str> {
+        self.memory_key.clone()
     }
 
     fn id(&self) -> &str {

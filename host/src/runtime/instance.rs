@@ -7,8 +7,9 @@ use super::host::{HostState, PluginCtx, StderrTail, to_wit_message};
 use super::{PluginError, PluginInfo, Runtime, error_chain};
 use crate::message::{Inbound, Reply};
 use crate::policy::Grant;
-use std::sync::Arc;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
@@ -106,7 +107,7 @@ impl Runtime {
         let state = HostState {
             wasi: wasi.build(),
             table: ResourceTable::new(),
-            limiter: Limiter::new(self.budget.clone(), self.limits.memory),
+            limiter: Limiter::new(self.budget.clone(), ctx.memory_key(), self.limits.memory),
             ctx,
             requests: 0,
         };
@@ -139,14 +140,14 @@ impl Runtime {
             // waiting in host calls.
             tokio::time::timeout_at(deadline.into(), run).await
         };
-        let over_budget = store.data().limiter.hit_budget;
+        let refused = store.data().limiter.refused;
         match outcome {
             Ok(Ok(value)) => Ok(value),
             Err(_elapsed) => Err(PluginError::Timeout(budget)),
             Ok(Err((instantiating, e))) => Err(classify(
                 &e,
                 instantiating,
-                over_budget,
+                refused,
                 budget,
                 &stderr,
                 self.limits.memory_budget,
@@ -158,7 +159,7 @@ impl Runtime {
     pub fn memory_stats(&self) -> MemoryStats {
         MemoryStats {
             budget: self.budget.limit,
-            in_use: self.budget.used.load(Ordering::Relaxed),
+            in_use: self.budget.used(),
             per_instance: self.limits.memory,
         }
     }
@@ -168,26 +169,34 @@ impl Runtime {
 fn classify(
     e: &wasmtime::Error,
     instantiating: bool,
-    over_budget: bool,
+    refused: Option<Refused>,
     budget: Duration,
     stderr: &StderrTail,
     memory_budget: usize,
 ) -> PluginError {
-    if over_budget {
-        return PluginError::Capacity(format!(
-            "the {} MiB memory budget of all plugins is in use",
-            memory_budget >> 20
-        ));
+    match refused {
+        Some(Refused::Full) => {
+            return PluginError::Capacity(format!(
+                "the {} MiB memory budget of all plugins is in use",
+                memory_budget >> 20
+            ));
+        }
+        Some(Refused::OverCap) => {
+            return PluginError::Memory(format!(
+                "it holds half of the {} MiB memory budget of all plugins already",
+                memory_budget >> 20
+            ));
+        }
+        None => {}
     }
     if let Some(pool) = e.downcast_ref::<wasmtime::PoolConcurrencyLimitError>() {
         return PluginError::Capacity(format!("the instance pool is full: {pool}"));
     }
-    if instantiating {
-        return PluginError::instantiate(&error_chain(e));
-    }
+    // A trap or an overrun is the plugin's own, even while it starts.
     let mut reason = match e.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => return PluginError::Timeout(budget),
         Some(trap) => trap.to_string(),
+        None if instantiating => return PluginError::instantiate(&error_chain(e)),
         None => error_chain(e),
     };
     // A Rust plugin's panic message goes to stderr just before the trap.
@@ -213,53 +222,112 @@ pub struct MemoryStats {
     pub per_instance: usize,
 }
 
-/// The linear memory of all live instances together, against a limit.
+/// The linear memory of all live instances together, against a limit, and
+/// each plugin's part of it against its cap: with several plugins loaded,
+/// none may hold more than half the budget, so one plugin cannot take the
+/// memory every other plugin needs.
 #[derive(Debug)]
 pub(super) struct MemoryBudget {
     limit: usize,
-    used: AtomicUsize,
+    /// Plugins loaded now.
+    plugins: AtomicUsize,
+    state: Mutex<BudgetState>,
+}
+
+#[derive(Debug, Default)]
+struct BudgetState {
+    used: usize,
+    by_plugin: HashMap<Arc<str>, usize>,
+}
+
+/// Why the budget refused memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The plugin already holds its cap: its own doing.
+    OverCap,
+    /// The budget is spent by plugins within their caps: the host is full.
+    Full,
 }
 
 impl MemoryBudget {
     pub(super) fn new(limit: usize) -> Self {
         MemoryBudget {
             limit,
-            used: AtomicUsize::new(0),
+            plugins: AtomicUsize::new(1),
+            state: Mutex::default(),
         }
     }
 
-    fn try_reserve(&self, bytes: usize) -> bool {
-        self.used
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes).filter(|total| *total <= self.limit)
-            })
-            .is_ok()
+    pub(super) fn set_plugins(&self, loaded: usize) {
+        self.plugins.store(loaded, Ordering::Relaxed);
     }
 
-    fn release(&self, bytes: usize) {
-        self.used.fetch_sub(bytes, Ordering::AcqRel);
+    /// What one plugin may hold: all of it when it is alone, else half.
+    fn cap(&self) -> usize {
+        if self.plugins.load(Ordering::Relaxed) <= 1 {
+            self.limit
+        } else {
+            self.limit / 2
+        }
+    }
+
+    fn reserve(&self, plugin: &Arc<str>, bytes: usize) -> Result<(), Refused> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mine = state.by_plugin.get(plugin).copied().unwrap_or(0);
+        let cap = self.cap();
+        if cap < self.limit && mine.saturating_add(bytes) > cap {
+            return Err(Refused::OverCap);
+        }
+        if state.used.saturating_add(bytes) > self.limit {
+            return Err(Refused::Full);
+        }
+        state.used += bytes;
+        *state.by_plugin.entry(plugin.clone()).or_default() += bytes;
+        Ok(())
+    }
+
+    fn release(&self, plugin: &Arc<str>, bytes: usize) {
+        if bytes == 0 {
+            return;
+        }
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        state.used = state.used.saturating_sub(bytes);
+        if let Some(mine) = state.by_plugin.get_mut(plugin) {
+            *mine = mine.saturating_sub(bytes);
+            if *mine == 0 {
+                state.by_plugin.remove(plugin);
+            }
+        }
+    }
+
+    fn used(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .used
     }
 }
 
-/// One store's limits: its instance's memories together up to `per_instance`,
-/// every byte of it taken from the global budget and given back when the
-/// store is dropped.
+/// One store's limits: its instance's memories together up to
+/// `per_instance`, every byte of it taken from the global budget (within
+/// the plugin's cap) and given back when the store is dropped.
 pub(super) struct Limiter {
     budget: Arc<MemoryBudget>,
+    plugin: Arc<str>,
     per_instance: usize,
     reserved: usize,
-    /// A growth was refused by the global budget, not by this instance's
-    /// own cap: the failure is the host's capacity, not the plugin's fault.
-    hit_budget: bool,
+    /// Why the budget refused a growth, if it did.
+    refused: Option<Refused>,
 }
 
 impl Limiter {
-    fn new(budget: Arc<MemoryBudget>, per_instance: usize) -> Self {
+    pub(super) fn new(budget: Arc<MemoryBudget>, plugin: Arc<str>, per_instance: usize) -> Self {
         Limiter {
             budget,
+            plugin,
             per_instance,
             reserved: 0,
-            hit_budget: false,
+            refused: None,
         }
     }
 }
@@ -269,14 +337,19 @@ impl ResourceLimiter for Limiter {
         &mut self,
         current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
+        // wasmtime asks before it checks the memory's own maximum: a growth
+        // past it fails anyway and must reserve nothing.
+        if maximum.is_some_and(|max| desired > max) {
+            return Ok(false);
+        }
         let more = desired.saturating_sub(current);
         if self.reserved.saturating_add(more) > self.per_instance {
             return Ok(false);
         }
-        if !self.budget.try_reserve(more) {
-            self.hit_budget = true;
+        if let Err(refused) = self.budget.reserve(&self.plugin, more) {
+            self.refused = Some(refused);
             return Ok(false);
         }
         self.reserved += more;
@@ -287,9 +360,9 @@ impl ResourceLimiter for Limiter {
         &mut self,
         _current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
+        Ok(desired <= 100_000 && maximum.is_none_or(|max| desired <= max))
     }
 
     fn instances(&self) -> usize {
@@ -297,17 +370,17 @@ impl ResourceLimiter for Limiter {
     }
 
     fn tables(&self) -> usize {
-        32
+        8
     }
 
     fn memories(&self) -> usize {
-        8
+        2
     }
 }
 
 impl Drop for Limiter {
     fn drop(&mut self) {
-        self.budget.release(self.reserved);
+        self.budget.release(&self.plugin, self.reserved);
     }
 }
 
@@ -318,21 +391,55 @@ mod tests {
     #[test]
     fn the_budget_holds_across_instances_and_is_returned() {
         let budget = Arc::new(MemoryBudget::new(100));
-        let mut a = Limiter::new(budget.clone(), 60);
-        let mut b = Limiter::new(budget.clone(), 60);
-        assert!(a.memory_growing(0, 50, None).unwrap());
-        assert!(!a.memory_growing(50, 61, None).unwrap(), "own cap");
-        assert!(!a.hit_budget);
+        budget.set_plugins(3);
+        let (hog, other): (Arc<str>, Arc<str>) = ("hog".into(), "other".into());
+        let mut a = Limiter::new(budget.clone(), hog.clone(), 60);
+        let mut b = Limiter::new(budget.clone(), hog.clone(), 60);
+        let mut c = Limiter::new(budget.clone(), other.clone(), 60);
+        assert!(a.memory_growing(0, 40, None).unwrap());
+        assert!(!a.memory_growing(40, 61, None).unwrap(), "own instance cap");
+        assert_eq!(a.refused, None);
         // A second memory of the same instance counts towards its cap.
-        assert!(!a.memory_growing(0, 20, None).unwrap());
-        assert!(b.memory_growing(0, 50, None).unwrap());
-        assert!(!b.memory_growing(50, 55, None).unwrap(), "global budget");
-        assert!(b.hit_budget);
-        assert_eq!(budget.used.load(Ordering::Relaxed), 100);
+        assert!(!a.memory_growing(0, 21, None).unwrap());
+        // The hog may hold half the budget, whatever the instance.
+        assert!(b.memory_growing(0, 10, None).unwrap());
+        assert!(!b.memory_growing(10, 11, None).unwrap());
+        assert_eq!(b.refused, Some(Refused::OverCap));
+        // Another plugin gets the rest, then the host is full for a third
+        // one within its cap.
+        assert!(c.memory_growing(0, 50, None).unwrap());
+        let mut d = Limiter::new(budget.clone(), "third".into(), 60);
+        assert!(!d.memory_growing(0, 1, None).unwrap());
+        assert_eq!(d.refused, Some(Refused::Full));
+        assert_eq!(budget.used(), 100);
         drop(a);
-        assert_eq!(budget.used.load(Ordering::Relaxed), 50);
-        assert!(b.memory_growing(50, 55, None).unwrap());
-        drop(b);
-        assert_eq!(budget.used.load(Ordering::Relaxed), 0);
+        assert_eq!(budget.used(), 60);
+        assert!(d.memory_growing(0, 1, None).unwrap());
+        drop((b, c, d));
+        assert_eq!(budget.used(), 0);
+        assert!(budget.state.lock().unwrap().by_plugin.is_empty());
+    }
+
+    #[test]
+    fn a_growth_past_the_memorys_maximum_reserves_nothing() {
+        let budget = Arc::new(MemoryBudget::new(100 << 20));
+        let mut limiter = Limiter::new(budget.clone(), "p".into(), 64 << 20);
+        assert!(
+            !limiter
+                .memory_growing(1 << 16, 64 << 20, Some(1 << 16))
+                .unwrap()
+        );
+        assert_eq!(budget.used(), 0);
+    }
+
+    #[test]
+    fn alone_a_plugin_may_use_the_whole_budget() {
+        let budget = Arc::new(MemoryBudget::new(100));
+        budget.set_plugins(1);
+        let mut a = Limiter::new(budget.clone(), "only".into(), 101);
+        assert!(a.memory_growing(0, 100, None).unwrap());
+        // Past the budget it is the host that is full, not the plugin's cap.
+        assert!(!a.memory_growing(100, 101, None).unwrap());
+        assert_eq!(a.refused, Some(Refused::Full));
     }
 }

@@ -25,7 +25,7 @@ mod host;
 mod instance;
 
 pub use crate::error::{LoadError, PluginError, WIT_PACKAGE, WIT_VERSION};
-pub use engine::{Compiled, Runtime};
+pub use engine::{Compiled, Resources, Runtime};
 pub use instance::{MemoryStats, Plugin};
 
 use crate::outbound;

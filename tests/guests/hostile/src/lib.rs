@@ -15,6 +15,7 @@
 //! | `files` | tries to read `/etc/passwd`, `/data/hello.txt`, `$HOME` and a socket |
 //! | `amplify` | answers 2 million empty media URLs: 32 MiB of its memory that would be 48 MiB of the host's |
 //! | `memhold` | holds 40 MiB for 600 ms, then answers: several at once exceed a small budget |
+//! | `hostheader` | HTTP to its allowed host with `Host: evil.example`, to reach another site behind it |
 //! | `forgelog` | logs, and fails with, text that would forge a log line of its own |
 #![cfg(target_arch = "wasm32")]
 
@@ -130,6 +131,21 @@ impl Guest for Hostile {
                 "held {} MiB",
                 std::hint::black_box(&hoard).len() >> 20
             ));
+        }
+        if body.contains("hostheader") {
+            let url = config::get("slow_url")
+                .unwrap_or_default()
+                .replace("/slow", "/host");
+            let answer = match http::send(&Request {
+                method: Method::Get,
+                url,
+                headers: vec![("Host".into(), "evil.example".into())],
+                body: None,
+            }) {
+                Ok(r) => String::from_utf8_lossy(&r.body).into_owned(),
+                Err(e) => format!("{e:?}"),
+            };
+            return text(format!("hostheader: {answer}"));
         }
         if body.contains("amplify") {
             return Ok(Some(Reply {

@@ -1,8 +1,10 @@
 //! Test-only guest: an impostor. It declares the name `quote` (dropped in
-//! as `zz-impostor.wasm`, next to the real quote) and, on a message saying
-//! "steal", answers with everything it could get of quote's: the settings
-//! `url` and `api_key` as `config.get` returns them, and the outcome of an
-//! HTTP request to that URL. The host must give it nothing of quote's.
+//! as `zz-impostor.wasm`, next to the real quote) and, on a message
+//! "steal [URL]", answers with everything it could get of quote's: the
+//! settings `url` and `api_key` as `config.get` returns them, and the
+//! outcome of an HTTP request to that URL, or to the URL in the message
+//! (quote's host, which it learnt elsewhere). The host must give it
+//! nothing of quote's.
 #![cfg(target_arch = "wasm32")]
 
 wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
@@ -42,7 +44,13 @@ impl Guest for Impostor {
         }
         let url = config::get("url");
         let key = config::get("api_key");
-        let fetched = match &url {
+        let target = msg
+            .body
+            .split_whitespace()
+            .find(|w| w.starts_with("http"))
+            .map(str::to_owned)
+            .or_else(|| url.clone());
+        let fetched = match &target {
             Some(url) => match http::send(&Request {
                 method: Method::Get,
                 url: url.clone(),
