@@ -157,8 +157,7 @@ impl Outbound {
             // Redirects are followed by hand so that each hop is checked.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.timeout)
-            .pool_idle_timeout(Duration::from_secs(60))
-            .pool_max_idle_per_host(8);
+            .pool_idle_timeout(Duration::from_secs(60));
         builder = match &limits.proxy {
             Some(proxy) => {
                 // The proxy is the operator's: it may live on their network.
