@@ -16,7 +16,10 @@ pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
 /// (redirects to `/random` on `localhost`, another host name), `/counted`
 /// (a quote that says how often it was fetched: "Call N. - Counter"),
 /// `/entries/en/{word}` (a dictionaryapi.dev-shaped entry for "cat", 404
-/// for other words), `/host` (says which `Host` header it received).
+/// for other words), `/host` (says which `Host` header it received),
+/// `/auth` (says which `Authorization` it received), `/redirect-auth-same`
+/// and `/redirect-auth-other` (redirect to `/auth` on this host, or on
+/// `localhost`).
 pub struct Stub {
     pub addr: SocketAddr,
 }
@@ -83,6 +86,27 @@ impl Stub {
                         .unwrap_or("(none)")
                         .to_owned();
                     format!("host header: {host}")
+                }),
+            )
+            .route(
+                "/auth",
+                get(|headers: axum::http::HeaderMap| async move {
+                    let auth = headers
+                        .get("authorization")
+                        .and_then(|h| h.to_str().ok())
+                        .unwrap_or("(none)")
+                        .to_owned();
+                    format!("authorization: {auth}")
+                }),
+            )
+            .route(
+                "/redirect-auth-same",
+                get(|| async { axum::response::Redirect::temporary("/auth") }),
+            )
+            .route(
+                "/redirect-auth-other",
+                get(move || async move {
+                    axum::response::Redirect::temporary(&format!("http://localhost:{port}/auth"))
                 }),
             )
             .route(

@@ -43,14 +43,26 @@ impl AdminAuth {
 
     fn check(&self, headers: &HeaderMap) -> Result<(), AdminError> {
         if !self.required {
-            // Open for local development, but only under a local name: a
-            // web page that rebinds its own name to 127.0.0.1 (or a tunnel,
-            // which passes its public name) does not get in.
-            return if headers
+            // Open for local development, but only under a local name (a
+            // web page that rebinds its own name to 127.0.0.1, or a tunnel
+            // that passes its public name, does not get in) and never from
+            // another site's page (a cross-site form POST carries its
+            // `Origin`).
+            let local_host = headers
                 .get(header::HOST)
                 .and_then(|h| h.to_str().ok())
-                .is_some_and(is_local_host)
-            {
+                .is_some_and(is_local_host);
+            let from_elsewhere = headers
+                .get(header::ORIGIN)
+                .and_then(|o| o.to_str().ok())
+                .is_some_and(|origin| {
+                    let host = origin.split_once("://").map_or(origin, |(_, h)| h);
+                    !is_local_host(host)
+                })
+                || headers
+                    .get("sec-fetch-site")
+                    .is_some_and(|s| s.as_bytes().eq_ignore_ascii_case(b"cross-site"));
+            return if local_host && !from_elsewhere {
                 Ok(())
             } else {
                 Err(AdminError::NotLocal)
@@ -83,8 +95,8 @@ pub enum AdminError {
     )]
     Disabled,
     #[error(
-        "without WASMBOT_ADMIN_TOKEN the admin endpoints answer only at localhost, \
-         127.0.0.1 or [::1]"
+        "without WASMBOT_ADMIN_TOKEN the admin endpoints answer only requests for localhost, \
+         127.0.0.1 or [::1] that come from no other site"
     )]
     NotLocal,
 }
@@ -173,6 +185,8 @@ struct PluginView<'a> {
     env: Vec<&'a str>,
     /// The folder granted, read-only at `/data`.
     dir: Option<&'a std::path::Path>,
+    /// Linear memory its instances hold now, in bytes.
+    memory_in_use: usize,
     #[serde(flatten)]
     stats: crate::registry::StatsView,
 }
@@ -207,6 +221,7 @@ fn listing(state: &AppState) -> Response {
                 to_grant: grant.grant_line(),
                 env: grant.env_names(),
                 dir: grant.dir.as_deref(),
+                memory_in_use: l.plugin.memory_in_use(),
                 stats: l.stats.view(),
             }
         })

@@ -15,8 +15,9 @@
 //!   it is closed at once), so the process never runs out of descriptors
 //!   and a flood of idle sockets cannot starve real webhooks for longer
 //!   than the header timeout.
-//! - **Bodies** are timed and counted under the in-flight budget by the
-//!   webhook handler ([`crate::webhook`]).
+//! - **Bodies** are timed (3 s) and read under a budget of their own by the
+//!   webhook handler ([`crate::webhook`]); before authentication, this
+//!   connection cap is what bounds how many clients can hold anything.
 //! - **Shutdown** stops accepting, lets requests in flight finish, closes
 //!   idle connections, and returns once no request is being answered
 //!   (connections still waiting for a request head are dropped), or after

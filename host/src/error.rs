@@ -71,9 +71,12 @@ impl PluginError {
 
     /// Whether the plugin is to blame, so the failure counts towards
     /// `disable_after_failures`. Instantiation and capacity failures are
-    /// the host's or the operator's.
+    /// the host's or the operator's, a full share of memory is load.
     pub fn is_plugins_fault(&self) -> bool {
-        !matches!(self, PluginError::Instantiate(_) | PluginError::Capacity(_))
+        !matches!(
+            self,
+            PluginError::Instantiate(_) | PluginError::Capacity(_) | PluginError::Memory(_)
+        )
     }
 }
 
@@ -92,6 +95,8 @@ pub enum LoadError {
     TooMany { loaded: usize },
     #[error("not a WebAssembly component: {0}")]
     Compile(String),
+    #[error("needs more than its part of the instance pool: {0}")]
+    TooBig(String),
     #[error(
         "built for {found}, but this host implements {WIT_PACKAGE}@{WIT_VERSION} \
          (plugins for {WIT_PACKAGE}@{compatible} load); rebuild it against this repo's wit/"
@@ -121,6 +126,7 @@ impl LoadError {
             LoadError::TooLarge { .. } => "too_large",
             LoadError::TooMany { .. } => "too_many",
             LoadError::Compile(_) => "compile",
+            LoadError::TooBig(_) => "too_big",
             LoadError::Incompatible { .. } => "incompatible",
             LoadError::NotAPlugin(_) => "not_a_plugin",
             LoadError::Link(_) => "link",

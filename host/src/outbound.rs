@@ -80,7 +80,7 @@ pub fn is_public(ip: IpAddr) -> bool {
                 || s[..4] == [0; 4] && s[4] == 0xffff // IPv4-translated ::ffff:0:a.b.c.d (SIIT)
                 || (s[0], s[1] & 0xfff0) == (0x2001, 0x0010) // ORCHID 2001:10::/28
                 || (s[0], s[1] & 0xfff0) == (0x2001, 0x0020) // ORCHIDv2 2001:20::/28
-                || (s[0] & 0xfff0) == 0x3ff0 // documentation 3fff::/20
+                || (s[0], s[1] & 0xf000) == (0x3fff, 0) // documentation 3fff::/20
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || s[..6] == [0; 6] // IPv4-compatible ::a.b.c.d (deprecated)
@@ -157,7 +157,10 @@ impl Outbound {
             // Redirects are followed by hand so that each hop is checked.
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(limits.timeout)
-            .pool_idle_timeout(Duration::from_secs(60));
+            // Kept warm for the next messages, within bounds: each plugin
+            // has its own pool, and descriptors are shared with the edge.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(32);
         builder = match &limits.proxy {
             Some(proxy) => {
                 // The proxy is the operator's: it may live on their network.

@@ -46,11 +46,10 @@ pub enum ScaffoldError {
 
 /// Creates `plugins_dir/name/` for `lang`; returns its path.
 pub fn new(plugins_dir: &Path, lang: Lang, name: &str) -> Result<PathBuf, ScaffoldError> {
+    // The name becomes the file name, so it must be a plugin id (and
+    // start with a letter, as crate and module names must).
     let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+        && crate::policy::PluginId::parse(name).is_some();
     if !valid {
         return Err(ScaffoldError::BadName(name.to_owned()));
     }
@@ -106,7 +105,7 @@ mod tests {
     #[test]
     fn refuses_bad_names_and_existing_plugins() {
         let dir = tempfile::tempdir().unwrap();
-        for bad in ["", "Echo", "1bot", "a b", "../up", "x_y"] {
+        for bad in ["", "Echo", "1bot", "a b", "../up", "x_y", "a--b", "bot-"] {
             assert!(
                 matches!(
                     new(dir.path(), Lang::Rust, bad),

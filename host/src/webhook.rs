@@ -169,8 +169,17 @@ impl IntoResponse for WebhookError {
             | WebhookError::BadSignature
             | WebhookError::UnknownKey(_)
             | WebhookError::BodyHash => StatusCode::FORBIDDEN,
-            WebhookError::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            WebhookError::SlowBody => StatusCode::REQUEST_TIMEOUT,
+            WebhookError::TooLarge | WebhookError::SlowBody => {
+                // The rest of the body is never read: the connection
+                // cannot carry another request, and the client is told.
+                let status = if matches!(self, WebhookError::TooLarge) {
+                    StatusCode::PAYLOAD_TOO_LARGE
+                } else {
+                    StatusCode::REQUEST_TIMEOUT
+                };
+                let close = [(header::CONNECTION, "close")];
+                return (status, close, format!("{self}\n")).into_response();
+            }
             WebhookError::Busy | WebhookError::AtCapacity(_) => {
                 let retry = [(header::RETRY_AFTER, "1")];
                 return (StatusCode::SERVICE_UNAVAILABLE, retry, format!("{self}\n"))

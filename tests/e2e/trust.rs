@@ -709,5 +709,43 @@ async fn open_admin_endpoints_answer_only_local_names() {
     assert_eq!(status("localhost:5000").await, 200);
     assert_eq!(status("attacker.example").await, 403);
     assert_eq!(status("bot.ngrok.app").await, 403);
+    // A page of another site posting a form to localhost (CSRF).
+    let csrf = bot
+        .client
+        .post(bot.url("/plugins/reload"))
+        .header("origin", "https://attacker.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csrf.status(), 403);
+    let fetch = bot
+        .client
+        .post(bot.url("/plugins/reload"))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(fetch.status(), 403);
+    bot.stop().await;
+}
+
+/// A plugin's credentials follow a redirect only within the same origin.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_do_not_follow_a_redirect_elsewhere() {
+    let stub = Stub::start().await;
+    let slow = stub.url("/slow");
+    let bot = Bot::start(&[("hostile.wasm", HOSTILE)], |c| {
+        c.env.insert("WASMBOT_HOSTILE__SLOW_URL".into(), slow);
+        c.env.insert(
+            "WASMBOT_HOSTILE__ALLOWED_PRIVATE_HOSTS".into(),
+            "localhost".into(),
+        );
+    })
+    .await;
+    let xml = bot.message("authredirect").await.twiml().to_owned();
+    assert_eq!(
+        only_body(&xml),
+        "same: authorization: Bearer plugin-secret; other: authorization: (none)"
+    );
     bot.stop().await;
 }

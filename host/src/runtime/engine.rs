@@ -29,6 +29,19 @@ pub struct Runtime {
     ticker_stop: Arc<AtomicBool>,
 }
 
+/// What one plugin instance may take from the instance pool.
+struct PoolShare {
+    memories: u32,
+    tables: u32,
+    core_instances: u32,
+}
+
+const PER_INSTANCE: PoolShare = PoolShare {
+    memories: 1,
+    tables: 4,
+    core_instances: 16,
+};
+
 /// A compiled component, not yet checked or linked.
 pub struct Compiled(Component);
 
@@ -66,16 +79,17 @@ impl Runtime {
         // instantiation then costs no mmap/munmap and reuses warm pages.
         let n = limits.pool_instances;
         let mut pool = PoolingAllocationConfig::default();
-        // Components of every toolchain we know (Rust, Python, JavaScript,
-        // C) have one memory and two tables; a component asking for more
-        // than one plugin's share of the pool is refused when it loads.
+        // Every instance gets an equal part of the pool, so no plugin can
+        // use up another's: components of every toolchain we know (Rust,
+        // Python, JavaScript) have one memory and two tables; one that
+        // needs more than `PER_INSTANCE` is refused when it loads.
         pool.total_component_instances(n)
-            .total_core_instances(n.saturating_mul(8))
-            .max_core_instances_per_component(32)
-            .total_memories(n)
-            .max_memories_per_component(2)
-            .total_tables(n.saturating_mul(4))
-            .max_tables_per_component(8)
+            .total_core_instances(n.saturating_mul(PER_INSTANCE.core_instances))
+            .max_core_instances_per_component(PER_INSTANCE.core_instances)
+            .total_memories(n.saturating_mul(PER_INSTANCE.memories))
+            .max_memories_per_component(PER_INSTANCE.memories)
+            .total_tables(n.saturating_mul(PER_INSTANCE.tables))
+            .max_tables_per_component(PER_INSTANCE.tables)
             .total_stacks(n)
             .max_memory_size(limits.memory);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
@@ -125,7 +139,7 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
-            budget: Arc::new(MemoryBudget::new(limits.memory_budget)),
+            budget: Arc::new(MemoryBudget::new(limits.memory_budget, limits.memory)),
             limits,
             cache,
             ticker_stop,
@@ -166,6 +180,8 @@ impl Runtime {
         compiled: Compiled,
         grant: impl FnOnce(&PluginInfo) -> Grant,
     ) -> Result<Plugin, LoadError> {
+        let resources = compiled.resources();
+        fits_the_pool(resources)?;
         let component = compiled.0;
         self.check_world(&component)?;
         let pre = self
@@ -231,6 +247,24 @@ impl Drop for Runtime {
     }
 }
 
+/// Whether one instance of a component needing `resources` fits its part
+/// of the instance pool.
+fn fits_the_pool(resources: Option<Resources>) -> Result<(), LoadError> {
+    let Some(r) = resources else {
+        return Err(LoadError::TooBig(
+            "it imports a core module, so what it needs cannot be known".into(),
+        ));
+    };
+    if r.memories > PER_INSTANCE.memories || r.tables > PER_INSTANCE.tables {
+        return Err(LoadError::TooBig(format!(
+            "an instance needs {} memories and {} tables; a plugin instance gets at most {} \
+             and {}",
+            r.memories, r.tables, PER_INSTANCE.memories, PER_INSTANCE.tables
+        )));
+    }
+    Ok(())
+}
+
 /// What `describe()` returned, checked: a name of lowercase letters,
 /// digits, `-` and `_` (it is shown next to the id), and every other text
 /// made safe for logs and capped.
@@ -255,7 +289,7 @@ fn checked_info(info: wit::types::PluginInfo) -> Result<PluginInfo, LoadError> {
         // Keys name variables (WASMBOT_<ID>__<KEY>) and are looked up as
         // declared; defaults are what `config.get` returns, so they are
         // checked, never rewritten.
-        let key_ok = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '-';
+        let key_ok = |c: char| c.is_ascii_alphanumeric() || c == '_';
         if setting.key.is_empty() || setting.key.len() > 64 || !setting.key.chars().all(key_ok) {
             return Err(LoadError::BadInfo {
                 field: "setting key",
@@ -263,9 +297,9 @@ fn checked_info(info: wit::types::PluginInfo) -> Result<PluginInfo, LoadError> {
             });
         }
         setting.key.make_ascii_lowercase();
-        if setting.default.as_ref().is_some_and(|d| d.len() > 4096) {
+        if setting.default.as_ref().is_some_and(|d| d.len() > 64 << 10) {
             return Err(LoadError::BadInfo {
-                field: "setting default (over 4096 bytes)",
+                field: "setting default (over 64 KiB)",
                 value: setting.key.clone(),
             });
         }
@@ -318,6 +352,25 @@ fn private_cache_dir(dir: &Path) -> Result<(), String> {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn an_instance_takes_only_its_part_of_the_pool() {
+        let r = |memories, tables| {
+            Some(Resources {
+                memories,
+                initial_memory: 1 << 20,
+                tables,
+            })
+        };
+        assert!(fits_the_pool(r(1, 2)).is_ok());
+        assert!(fits_the_pool(r(0, 0)).is_ok());
+        for too_big in [r(2, 2), r(8, 0), r(1, 5), None] {
+            assert!(
+                matches!(fits_the_pool(too_big), Err(LoadError::TooBig(_))),
+                "{too_big:?}"
+            );
+        }
+    }
 
     #[test]
     fn the_cache_folder_is_private() {

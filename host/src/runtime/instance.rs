@@ -48,6 +48,11 @@ impl Plugin {
         &self.ctx.grant
     }
 
+    /// Linear memory its live instances hold now, in bytes.
+    pub fn memory_in_use(&self) -> usize {
+        self.runtime.budget.held_by(self.ctx.grant.id.as_str())
+    }
+
     /// Calls `handle` for `msg` in a fresh instance; gives up at `deadline`.
     pub async fn handle(
         &self,
@@ -174,6 +179,9 @@ fn classify(
     stderr: &StderrTail,
     memory_budget: usize,
 ) -> PluginError {
+    if let Some(Trap::Interrupt) = e.downcast_ref::<Trap>() {
+        return PluginError::Timeout(budget);
+    }
     match refused {
         Some(Refused::Full) => {
             return PluginError::Capacity(format!(
@@ -183,7 +191,8 @@ fn classify(
         }
         Some(Refused::OverCap) => {
             return PluginError::Memory(format!(
-                "it holds half of the {} MiB memory budget of all plugins already",
+                "its instances hold their share (half) of the {} MiB memory budget of all \
+                 plugins already",
                 memory_budget >> 20
             ));
         }
@@ -224,11 +233,14 @@ pub struct MemoryStats {
 
 /// The linear memory of all live instances together, against a limit, and
 /// each plugin's part of it against its cap: with several plugins loaded,
-/// none may hold more than half the budget, so one plugin cannot take the
-/// memory every other plugin needs.
+/// none may hold more than half the budget (or one instance's worth, if
+/// that is more), so one plugin cannot take the memory every other plugin
+/// needs.
 #[derive(Debug)]
 pub(super) struct MemoryBudget {
     limit: usize,
+    /// What one instance may hold: a plugin's cap is never below it.
+    per_instance: usize,
     /// Plugins loaded now.
     plugins: AtomicUsize,
     state: Mutex<BudgetState>,
@@ -243,16 +255,18 @@ struct BudgetState {
 /// Why the budget refused memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Refused {
-    /// The plugin already holds its cap: its own doing.
+    /// The plugin's instances together already hold its cap: that plugin
+    /// waits (is left out) until it gives memory back; the others run.
     OverCap,
     /// The budget is spent by plugins within their caps: the host is full.
     Full,
 }
 
 impl MemoryBudget {
-    pub(super) fn new(limit: usize) -> Self {
+    pub(super) fn new(limit: usize, per_instance: usize) -> Self {
         MemoryBudget {
             limit,
+            per_instance,
             plugins: AtomicUsize::new(1),
             state: Mutex::default(),
         }
@@ -262,16 +276,31 @@ impl MemoryBudget {
         self.plugins.store(loaded, Ordering::Relaxed);
     }
 
-    /// What one plugin may hold: all of it when it is alone, else half.
+    /// What one plugin may hold: all of it when it is alone, else half
+    /// (at least one instance's worth).
     fn cap(&self) -> usize {
         if self.plugins.load(Ordering::Relaxed) <= 1 {
             self.limit
         } else {
-            self.limit / 2
+            (self.limit / 2).max(self.per_instance).min(self.limit)
         }
     }
 
+    /// The memory the instances of `plugin` hold now.
+    pub(super) fn held_by(&self, plugin: &str) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .by_plugin
+            .get(plugin)
+            .copied()
+            .unwrap_or(0)
+    }
+
     fn reserve(&self, plugin: &Arc<str>, bytes: usize) -> Result<(), Refused> {
+        if bytes == 0 {
+            return Ok(());
+        }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = state.by_plugin.get(plugin).copied().unwrap_or(0);
         let cap = self.cap();
@@ -352,6 +381,9 @@ impl ResourceLimiter for Limiter {
             self.refused = Some(refused);
             return Ok(false);
         }
+        // A guest may survive a refusal (its allocator copes): only the
+        // latest refusal explains a failure.
+        self.refused = None;
         self.reserved += more;
         Ok(true)
     }
@@ -390,7 +422,7 @@ mod tests {
 
     #[test]
     fn the_budget_holds_across_instances_and_is_returned() {
-        let budget = Arc::new(MemoryBudget::new(100));
+        let budget = Arc::new(MemoryBudget::new(100, 40));
         budget.set_plugins(3);
         let (hog, other): (Arc<str>, Arc<str>) = ("hog".into(), "other".into());
         let mut a = Limiter::new(budget.clone(), hog.clone(), 60);
@@ -418,11 +450,71 @@ mod tests {
         drop((b, c, d));
         assert_eq!(budget.used(), 0);
         assert!(budget.state.lock().unwrap().by_plugin.is_empty());
+
+        // The cap is never below one instance's worth.
+        let small = MemoryBudget::new(100, 64);
+        small.set_plugins(2);
+        assert_eq!(small.cap(), 64);
+    }
+
+    #[test]
+    fn a_later_success_clears_a_refusal() {
+        let budget = Arc::new(MemoryBudget::new(10, 10));
+        let mut a = Limiter::new(budget.clone(), "p".into(), 10);
+        assert!(!a.memory_growing(0, 11, None).unwrap());
+        assert!(a.memory_growing(0, 5, None).unwrap());
+        assert!(!a.memory_growing(5, 11, None).unwrap());
+        assert_eq!(a.refused, None, "its own instance cap, not the budget");
+        let mut b = Limiter::new(budget.clone(), "q".into(), 10);
+        assert!(!b.memory_growing(0, 6, None).unwrap());
+        assert_eq!(b.refused, Some(Refused::Full));
+        assert!(b.memory_growing(0, 5, None).unwrap());
+        assert_eq!(b.refused, None);
+    }
+
+    #[test]
+    fn failures_are_classified_by_cause() {
+        let stderr = StderrTail::default();
+        let budget = Duration::from_secs(1);
+        let trap = |t: Trap| wasmtime::Error::from(t);
+        let c = |e: &wasmtime::Error, instantiating, refused| {
+            classify(e, instantiating, refused, budget, &stderr, 100 << 20)
+        };
+        // A trap while starting is the plugin's own.
+        assert!(matches!(
+            c(&trap(Trap::UnreachableCodeReached), true, None),
+            PluginError::Trap(_)
+        ));
+        assert!(matches!(
+            c(&wasmtime::Error::msg("link"), true, None),
+            PluginError::Instantiate(_)
+        ));
+        // The deadline wins over an earlier refusal.
+        assert_eq!(
+            c(&trap(Trap::Interrupt), false, Some(Refused::Full)),
+            PluginError::Timeout(budget)
+        );
+        assert!(matches!(
+            c(
+                &trap(Trap::UnreachableCodeReached),
+                false,
+                Some(Refused::Full)
+            ),
+            PluginError::Capacity(_)
+        ));
+        assert!(matches!(
+            c(
+                &trap(Trap::UnreachableCodeReached),
+                false,
+                Some(Refused::OverCap)
+            ),
+            PluginError::Memory(_)
+        ));
     }
 
     #[test]
     fn a_growth_past_the_memorys_maximum_reserves_nothing() {
-        let budget = Arc::new(MemoryBudget::new(100 << 20));
+        let budget = Arc::new(MemoryBudget::new(100 << 20, 64 << 20));
         let mut limiter = Limiter::new(budget.clone(), "p".into(), 64 << 20);
         assert!(
             !limiter
@@ -434,7 +526,7 @@ mod tests {
 
     #[test]
     fn alone_a_plugin_may_use_the_whole_budget() {
-        let budget = Arc::new(MemoryBudget::new(100));
+        let budget = Arc::new(MemoryBudget::new(100, 64));
         budget.set_plugins(1);
         let mut a = Limiter::new(budget.clone(), "only".into(), 101);
         assert!(a.memory_growing(0, 100, None).unwrap());

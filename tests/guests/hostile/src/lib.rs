@@ -16,6 +16,7 @@
 //! | `amplify` | answers 2 million empty media URLs: 32 MiB of its memory that would be 48 MiB of the host's |
 //! | `memhold` | holds 40 MiB for 600 ms, then answers: several at once exceed a small budget |
 //! | `hostheader` | HTTP to its allowed host with `Host: evil.example`, to reach another site behind it |
+//! | `authredirect` | HTTP with an `Authorization` header through a redirect to the same origin, then to another |
 //! | `forgelog` | logs, and fails with, text that would forge a log line of its own |
 #![cfg(target_arch = "wasm32")]
 
@@ -146,6 +147,23 @@ impl Guest for Hostile {
                 Err(e) => format!("{e:?}"),
             };
             return text(format!("hostheader: {answer}"));
+        }
+        if body.contains("authredirect") {
+            let base = config::get("slow_url").unwrap_or_default();
+            let fetch = |path: &str| match http::send(&Request {
+                method: Method::Get,
+                url: base.replace("/slow", path),
+                headers: vec![("Authorization".into(), "Bearer plugin-secret".into())],
+                body: None,
+            }) {
+                Ok(r) => String::from_utf8_lossy(&r.body).into_owned(),
+                Err(e) => format!("{e:?}"),
+            };
+            return text(format!(
+                "same: {}; other: {}",
+                fetch("/redirect-auth-same"),
+                fetch("/redirect-auth-other")
+            ));
         }
         if body.contains("amplify") {
             return Ok(Some(Reply {
