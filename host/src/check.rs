@@ -6,7 +6,7 @@
 //! missing, and how it answers a sample message.
 
 use crate::config::Config;
-use crate::policy::{Declared, PluginId};
+use crate::policy::PluginId;
 use crate::runtime::{WIT_PACKAGE, WIT_VERSION};
 use std::fmt::Write as _;
 use std::path::Path;
@@ -38,17 +38,7 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
         .and_then(|name| PluginId::from_file(&name).map_err(|e| format!("error: {e}")))?;
     let policy = config.policy().map_err(|e| format!("error: {e}"))?;
     let plugin = runtime
-        .load(compiled, |info| {
-            let declared: Vec<Declared> = info
-                .settings
-                .iter()
-                .map(|s| Declared {
-                    key: s.key.clone(),
-                    default: s.default.clone(),
-                })
-                .collect();
-            policy.grant(&id, &declared)
-        })
+        .load(compiled, |info| policy.grant(&id, &info.declared()))
         .await
         .map_err(|e| format!("error: {}: {e}", file.display()))?;
     let info = plugin.info();

@@ -19,7 +19,7 @@
 //! remembered until the bytes change.
 
 use crate::error::{LoadError, untrusted};
-use crate::policy::{Declared, PluginId, Policy};
+use crate::policy::{PluginId, Policy};
 use crate::runtime::{Plugin, Runtime};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
@@ -514,17 +514,7 @@ impl Registry {
             .map_err(|e| LoadError::Internal(format!("compiler task: {e}")))??;
         let policy = self.policy.clone();
         self.runtime
-            .load(compiled, |info| {
-                let declared: Vec<Declared> = info
-                    .settings
-                    .iter()
-                    .map(|s| Declared {
-                        key: s.key.clone(),
-                        default: s.default.clone(),
-                    })
-                    .collect();
-                policy.grant(id, &declared)
-            })
+            .load(compiled, |info| policy.grant(id, &info.declared()))
             .await
     }
 

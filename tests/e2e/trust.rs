@@ -509,18 +509,7 @@ async fn transient_load_failures_are_retried() {
         "{error}"
     );
     assert_eq!(error["retry_in"], 1, "{error}");
-    let started = Instant::now();
-    loop {
-        let error = bot.plugins().await["errors"][0].clone();
-        if error["retry_in"] == 2 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "not retried: {error}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    second_attempt(&bot).await;
     bot.stop().await;
 }
 
@@ -681,18 +670,7 @@ async fn failures_found_by_a_reload_request_are_retried() {
     let (status, listing) = bot.reload().await;
     assert_eq!(status, 200);
     assert_eq!(listing["errors"][0]["retry_in"], 1, "{listing}");
-    let started = Instant::now();
-    loop {
-        let error = bot.plugins().await["errors"][0].clone();
-        if error["retry_in"] == 2 {
-            break;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "not retried: {error}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    second_attempt(&bot).await;
     bot.stop().await;
 }
 
@@ -748,4 +726,21 @@ async fn credentials_do_not_follow_a_redirect_elsewhere() {
         "same: authorization: Bearer plugin-secret; other: authorization: (none)"
     );
     bot.stop().await;
+}
+
+/// Waits until the first file in error has been tried a second time (its
+/// next retry is then 2 s away).
+async fn second_attempt(bot: &Bot) {
+    let started = Instant::now();
+    loop {
+        let error = bot.plugins().await["errors"][0].clone();
+        if error["retry_in"] == 2 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "not retried: {error}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

@@ -2,8 +2,8 @@
 //! next to quote and cat, with the default limits (64 MiB per instance,
 //! the memory budget sized from this machine's RAM): every message makes
 //! the hostile plugin grow its memory to the cap (`membomb`) or answer
-//! 10 MB of text (`bigtext`). Every message must be answered in full
-//! (200) or refused for capacity (503); never in part.
+//! 10 MB of text (`bigtext`). Every message must be answered with quote
+//! and cat (200) or refused for capacity (503); never without them.
 //!
 //!     cargo run --release -p wasmbot-tests --example hostile_rss [-- MESSAGES CONCURRENCY [BUDGET_MIB]]
 //!
@@ -101,8 +101,8 @@ async fn main() {
     let mib = |kib: u64| kib as f64 / 1024.0;
     let peak = peak.load(Ordering::Relaxed);
     println!(
-        "{messages} hostile messages ({concurrency} at once) in {:.1} s: {} answered in full, \
-         {} refused with 503, none in part\n\
+        "{messages} hostile messages ({concurrency} at once) in {:.1} s: {} answered with quote \
+         and cat, {} refused with 503\n\
          RSS before {:.0} MiB, peak {:.0} MiB (growth {:.0} MiB), after {:.0} MiB \
          (64 MiB per instance, budget {} MiB for all)",
         started.elapsed().as_secs_f64(),

@@ -109,6 +109,19 @@ pub struct PluginInfo {
     pub settings: Vec<Setting>,
 }
 
+impl PluginInfo {
+    /// The settings it declares, as the policy reads them.
+    pub fn declared(&self) -> Vec<crate::policy::Declared> {
+        self.settings
+            .iter()
+            .map(|s| crate::policy::Declared {
+                key: s.key.clone(),
+                default: s.default.clone(),
+            })
+            .collect()
+    }
+}
+
 /// `major.minor` for 0.x versions, `major` otherwise: the semver range of
 /// versions compatible with `version`.
 fn compatible_range(version: &str) -> String {
