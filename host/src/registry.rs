@@ -310,7 +310,7 @@ impl Registry {
             .chain(listed.iter().cloned())
             .collect();
         for name in &names {
-            self.refresh(&mut files, name, &listed).await;
+            self.refresh(&mut files, name).await;
         }
         self.publish(&files).await;
         self.scans_covered.fetch_max(covers, Ordering::AcqRel);
@@ -321,11 +321,10 @@ impl Registry {
     /// Brings the named files up to date (added, changed or removed).
     pub async fn reload(&self, names: impl IntoIterator<Item = String>) {
         let mut files = self.files.lock().await;
-        let listed = list_plugin_files(&self.dir).await.unwrap_or_default();
         let before: BTreeSet<String> = files.keys().cloned().collect();
         for name in names {
             if is_plugin_file(&name) {
-                self.refresh(&mut files, &name, &listed).await;
+                self.refresh(&mut files, &name).await;
             }
         }
         // A file that went away may have been what another was refused
@@ -343,23 +342,21 @@ impl Registry {
                 .map(|(name, _)| name.clone())
                 .collect();
             for name in waiting {
-                self.refresh(&mut files, &name, &listed).await;
+                self.refresh(&mut files, &name).await;
             }
         }
         self.publish(&files).await;
     }
 
     /// Loads, replaces or forgets one file according to what is on disk.
-    async fn refresh(
-        &self,
-        files: &mut BTreeMap<String, FileState>,
-        name: &str,
-        listed: &[String],
-    ) {
+    async fn refresh(&self, files: &mut BTreeMap<String, FileState>, name: &str) {
         let id = match PluginId::from_file(name) {
             Ok(id) => id,
             Err(e) => {
-                if listed.iter().any(|n| n == name) {
+                if tokio::fs::symlink_metadata(self.dir.join(name))
+                    .await
+                    .is_ok()
+                {
                     let state = files.entry(name.to_owned()).or_default();
                     if state.error.is_none() {
                         tracing::error!(file = name, "plugin not loaded: {e}");
