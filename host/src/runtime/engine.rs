@@ -92,6 +92,13 @@ impl Runtime {
             .max_tables_per_component(PER_INSTANCE.tables)
             .total_stacks(n)
             .max_memory_size(limits.memory);
+        // Tables are reset with a memset of their first 64 KiB instead of
+        // madvise: no page faults on the next instance. Measured with
+        // `cargo bench -p wasmbot-bench`: one call 29.7 → 25.2 µs. (Linear
+        // memory kept resident costs more memset than it saves; batching
+        // decommits is faster still but keeps freed memory resident, past
+        // the memory budget.)
+        pool.table_keep_resident(64 << 10);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = match cache_dir {
             Some(dir) => match private_cache_dir(dir) {

@@ -1,0 +1,1 @@
+//! Benchmarks of wasmbot; see `benches/` and `run.sh`.
