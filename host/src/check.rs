@@ -102,15 +102,7 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
         .iter()
         .map(|r| format!("{} (its {} setting)", r.host, r.setting))
         .collect();
-    let _ = writeln!(
-        out,
-        "  asks for:    {}",
-        if asks.is_empty() {
-            "no host".to_owned()
-        } else {
-            asks.join(", ")
-        }
-    );
+    let _ = writeln!(out, "  asks for:    {}", hosts_or_none(&asks));
     let hosts: Vec<String> = grant
         .hosts
         .iter()
@@ -123,15 +115,7 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
             format!("{} (by {}{private})", h.host, h.by)
         })
         .collect();
-    let _ = writeln!(
-        out,
-        "  may reach:   {}",
-        if hosts.is_empty() {
-            "no host".to_owned()
-        } else {
-            hosts.join(", ")
-        }
-    );
+    let _ = writeln!(out, "  may reach:   {}", hosts_or_none(&hosts));
     let _ = writeln!(
         out,
         "  granted:     env [{}], folder {}",
@@ -180,4 +164,13 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
         }
     }
     Ok(out)
+}
+
+/// `a, b` or `no host`.
+fn hosts_or_none(hosts: &[String]) -> String {
+    if hosts.is_empty() {
+        "no host".to_owned()
+    } else {
+        hosts.join(", ")
+    }
 }

@@ -64,8 +64,9 @@ const REFUSING: usize = 64;
 const REFUSE_HEADER_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Raises the soft limit of open files to the hard limit (as Go's runtime
-/// and nginx do) and returns the soft limit now in force.
-pub fn raise_fd_limit() -> Option<u64> {
+/// and nginx do) and returns the soft limit now in force (`u64::MAX`:
+/// unlimited).
+pub fn raise_fd_limit() -> u64 {
     use rustix::process::{Resource, getrlimit, setrlimit};
     let limit = getrlimit(Resource::Nofile);
     if limit.current < limit.maximum {
@@ -73,11 +74,9 @@ pub fn raise_fd_limit() -> Option<u64> {
             current: limit.maximum,
             maximum: limit.maximum,
         };
-        if setrlimit(Resource::Nofile, raised).is_ok() {
-            return limit.maximum.or(Some(u64::MAX));
-        }
+        let _ = setrlimit(Resource::Nofile, raised);
     }
-    limit.current.or(Some(u64::MAX))
+    getrlimit(Resource::Nofile).current.unwrap_or(u64::MAX)
 }
 
 /// Half the open-files limit (the other half is for plugins' outbound

@@ -214,17 +214,19 @@ async fn chat(
     }
 }
 
-async fn serve(mut config: Config) -> anyhow::Result<()> {
+async fn serve(config: Config) -> anyhow::Result<()> {
     if let Some(file) = &config.config_file {
         tracing::info!(file = %file.display(), "read configuration file");
     }
-    // Descriptors bound the connections served and the plugins' own.
+    // Descriptors bound the connections served and the plugins' own; the
+    // default connection cap is derived from the raised limit.
     let fds = wasmbot::edge::raise_fd_limit();
-    if config.max_connections.is_none() {
-        config.max_connections = Some(wasmbot::edge::default_max_connections());
-    }
-    tracing::debug!(?fds, max_connections = ?config.max_connections, "open files");
     let server = wasmbot::Server::new(&config)?;
+    tracing::debug!(
+        fds,
+        max_connections = server.edge_limits().max_connections,
+        "open files"
+    );
     let listener = tokio::net::TcpListener::bind(config.addr)
         .await
         .with_context(|| format!("cannot listen on {}", config.addr))?;

@@ -423,15 +423,15 @@ impl Grant {
         }
     }
 
-    /// Requested hosts the operator has not granted.
+    /// Requested hosts the operator has not granted, each once, in the
+    /// order the plugin declared them.
     pub fn missing_hosts(&self) -> Vec<&str> {
-        let mut missing: Vec<&str> = self
-            .requests
-            .iter()
-            .filter(|r| !r.granted)
-            .map(|r| r.host.as_str())
-            .collect();
-        missing.dedup();
+        let mut missing: Vec<&str> = Vec::new();
+        for request in self.requests.iter().filter(|r| !r.granted) {
+            if !missing.contains(&request.host.as_str()) {
+                missing.push(&request.host);
+            }
+        }
         missing
     }
 
@@ -718,6 +718,20 @@ mod tests {
             grant.hosts[0].by.to_string(),
             "wasmbot.toml [plugins.quote] allowed_hosts"
         );
+    }
+
+    #[test]
+    fn each_missing_host_is_named_once() {
+        let policy = Policy::new(None, BTreeMap::new(), BTreeMap::new()).unwrap();
+        let grant = policy.grant(
+            &id("quote"),
+            &declared(&[
+                ("url", Some("https://api.quotable.io/random")),
+                ("backup", Some("https://b.example/")),
+                ("mirror", Some("https://api.quotable.io/other")),
+            ]),
+        );
+        assert_eq!(grant.missing_hosts(), ["api.quotable.io", "b.example"]);
     }
 
     #[test]
