@@ -166,6 +166,10 @@ struct PluginView<'a> {
     version: &'a str,
     description: &'a str,
     priority: i32,
+    /// The contract version it was built for (`0.2.x`, `0.1.x`).
+    contract: &'static str,
+    /// The messages it is called for.
+    triggers: &'a [crate::trigger::Declared],
     file: &'a str,
     sha256: &'a str,
     size: u64,
@@ -206,6 +210,8 @@ fn listing(state: &AppState) -> Response {
                 version: &info.version,
                 description: &info.description,
                 priority: info.priority,
+                contract: l.plugin.contract(),
+                triggers: &info.triggers,
                 file: &l.file,
                 sha256: &l.sha256,
                 size: l.size,

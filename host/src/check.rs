@@ -1,13 +1,13 @@
 //! `wasmbot check FILE.wasm`: loads one component the way the server
 //! would, says whether it implements the plugin contract (and why not),
-//! its id (from the file name), what it declares (name, version, settings
-//! and their defaults), which hosts it asks for, what the operator granted
+//! its id (from the file name), what it declares (name, version, triggers,
+//! settings and their defaults), which hosts it asks for, what the operator granted
 //! it and by which setting, the exact line that would grant what is
 //! missing, and how it answers a sample message.
 
 use crate::config::Config;
 use crate::policy::PluginId;
-use crate::runtime::{WIT_PACKAGE, WIT_VERSION};
+use crate::runtime::WIT_PACKAGE;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
@@ -45,8 +45,9 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
     let grant = plugin.grant();
     let _ = writeln!(
         out,
-        "ok: {} implements {WIT_PACKAGE}@{WIT_VERSION}",
-        file.display()
+        "ok: {} implements {WIT_PACKAGE}@{}",
+        file.display(),
+        plugin.contract()
     );
     let _ = writeln!(
         out,
@@ -65,6 +66,8 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
     let _ = writeln!(out, "  version:     {}", info.version);
     let _ = writeln!(out, "  description: {}", info.description);
     let _ = writeln!(out, "  priority:    {}", info.priority);
+    let triggers: Vec<String> = info.triggers.iter().map(ToString::to_string).collect();
+    let _ = writeln!(out, "  triggers:    {}", triggers.join(", "));
     let _ = writeln!(out, "  compiled in: {} ms", compiled_in.as_millis());
     if let Some(r) = resources {
         let _ = writeln!(
@@ -141,6 +144,13 @@ pub async fn check(config: &Config, file: &Path, message: &str) -> Result<String
     }
 
     let msg = crate::chat::inbound(message, "whatsapp:+15550001111", 1);
+    if !plugin.wants(&crate::trigger::Seen::new(&msg)) {
+        let _ = writeln!(
+            out,
+            "\nmessage {message:?}: not called (it matches none of its triggers)"
+        );
+        return Ok(out);
+    }
     let started = Instant::now();
     let deadline = started + config.plugin_timeout;
     let result = plugin.handle(&msg, deadline).await;

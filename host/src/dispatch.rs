@@ -1,6 +1,7 @@
-//! Dispatch: hands one message to every loaded plugin at once, each in its
-//! own task with the same deadline, collects the answers in plugin order
-//! and merges them. A plugin that fails, traps or runs out of time is
+//! Dispatch: hands one message to every loaded plugin whose triggers it
+//! matches (see [`crate::trigger`]; the others are not instantiated at
+//! all), at once, each in its own task with the same deadline, collects
+//! the answers in plugin order and merges them. A plugin that fails, traps or runs out of time is
 //! logged with its id and left out; the others still answer. When the host
 //! has no room for a plugin (memory budget, instance pool) the message is
 //! not answered with plugins silently missing: the calls still running
@@ -10,6 +11,7 @@ use crate::error::PluginError;
 use crate::merge;
 use crate::message::{Inbound, Outgoing, Reply};
 use crate::registry::Registry;
+use crate::trigger;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,12 +60,19 @@ impl Dispatcher {
 
     pub async fn dispatch(&self, msg: Inbound) -> Result<Answer, AtCapacity> {
         let snapshot = self.registry.snapshot();
+        let seen = trigger::Seen::new(&msg);
+        let called: Vec<bool> = snapshot
+            .plugins
+            .iter()
+            .map(|loaded| !loaded.stats.is_disabled() && loaded.plugin.wants(&seen))
+            .collect();
+        drop(seen);
         let msg = Arc::new(msg);
         let deadline = Instant::now() + self.plugin_timeout;
 
         let mut tasks = tokio::task::JoinSet::new();
         for (index, loaded) in snapshot.plugins.iter().enumerate() {
-            if loaded.stats.is_disabled() {
+            if !called[index] {
                 continue;
             }
             let (loaded, msg) = (loaded.clone(), msg.clone());
@@ -91,12 +100,12 @@ impl Dispatcher {
         let mut answered = Vec::new();
         let mut failed = Vec::new();
         let mut replies = Vec::new();
-        for (loaded, result) in snapshot.plugins.iter().zip(results) {
+        for ((loaded, result), called) in snapshot.plugins.iter().zip(results).zip(called) {
             let info = loaded.plugin.info();
             let id = loaded.id.as_str();
             let result = match result {
                 Some(result) => result,
-                None if loaded.stats.is_disabled() => continue,
+                None if !called => continue,
                 None => Err(PluginError::Instantiate("the host task failed".to_owned())),
             };
             match result {

@@ -13,7 +13,9 @@ use std::time::Duration;
 
 /// The contract the host implements, as written in `wit/`.
 pub const WIT_PACKAGE: &str = "wasmbot:plugin";
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
+/// Older versions of the contract whose plugins still load.
+pub const WIT_OLDER: &[&str] = &["0.1.0"];
 pub const HANDLER: &str = "handler";
 
 /// A call to a plugin that did not produce an answer.

@@ -24,6 +24,7 @@ pub mod runtime;
 pub mod scaffold;
 pub mod signature;
 pub mod toolchain;
+pub mod trigger;
 pub mod twiml;
 pub mod watcher;
 pub mod webhook;

@@ -96,8 +96,16 @@ fn run() -> anyhow::Result<()> {
         cli.command,
         Some(Command::Chat { .. } | Command::Check { .. })
     );
+    // Log lines are formatted on the thread that logs and written by a
+    // background thread, so a slow terminal or pipe never holds a request;
+    // when 128k lines wait, logging waits too rather than losing lines.
+    // The guard flushes what is left at exit.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("wasmbot-log")
+        .finish(std::io::stderr());
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("WASMBOT_LOG").unwrap_or_else(|_| {

@@ -338,8 +338,9 @@ fn check_validates_describes_and_tries_a_component() {
     let (ok, out, err) = run(&["check", cat.to_str().unwrap(), "-m", "a cat"], &[], "");
     assert!(ok, "{err}");
     for expected in [
-        "implements wasmbot:plugin@0.1.0",
+        "implements wasmbot:plugin@0.2.x",
         "id:          cat",
+        "triggers:    contains \"cat\"",
         "name:        cat",
         "url = \"https://cataas.com/cat\"",
         "WASMBOT_CAT__URL",
@@ -356,7 +357,10 @@ fn check_validates_describes_and_tries_a_component() {
         assert!(out.contains(expected), "{expected:?} not in:\n{out}");
     }
     let (ok, out, _) = run(&["check", cat.to_str().unwrap()], &[], "");
-    assert!(ok && out.contains("(stays silent)"), "{out}");
+    assert!(
+        ok && out.contains("not called (it matches none of its triggers)"),
+        "{out}"
+    );
 
     let (ok, _, err) = run(&["check", "/etc/hostname"], &[], "");
     assert!(!ok);

@@ -3,9 +3,9 @@
 // `url`). Imports are the host's interfaces from the repo's WIT; the
 // component is built by `wasmbot build define` (componentize-js).
 
-import { get } from 'wasmbot:plugin/config@0.1.0';
-import { log } from 'wasmbot:plugin/log@0.1.0';
-import { send } from 'wasmbot:plugin/http@0.1.0';
+import { get } from 'wasmbot:plugin/config@0.2.0';
+import { log } from 'wasmbot:plugin/log@0.2.0';
+import { send } from 'wasmbot:plugin/http@0.2.0';
 import { describe, lookupUrl, wordAsked } from './logic.js';
 
 const DEFAULT_URL = 'https://api.dictionaryapi.dev/api/v2/entries/en/';
@@ -20,6 +20,8 @@ export const handler = {
       settings: [
         { key: 'url', default: DEFAULT_URL, description: 'dictionary API base URL (word appended)' },
       ],
+      // Called only for messages that start with "define".
+      triggers: [{ tag: 'prefix', val: 'define' }],
     };
   },
 

@@ -24,6 +24,8 @@ class Handler(exports.Handler):
             settings=[
                 types.Setting(key="max_dice", default="20", description="most dice in one roll"),
             ],
+            # Called only for messages with one of these words.
+            triggers=[types.Trigger_Word("roll"), types.Trigger_Word("dice")],
         )
 
     def handle(self, msg: types.Message) -> Optional[types.Reply]:

@@ -240,6 +240,14 @@ async fn a_memory_hog_gets_half_the_budget_and_hurts_only_itself() {
     let memory = bot.plugins().await["memory"].clone();
     assert_eq!(memory["in_use"], 0, "{memory}");
     assert_eq!(memory["budget"], 100 << 20);
+    // What the freed slots keep resident for the next instances is within
+    // its reserve, a quarter of the budget at most (the hog's 40 MiB were
+    // given back, not kept).
+    let (idle, reserved) = (
+        memory["idle_resident"].as_u64().unwrap(),
+        memory["idle_reserved"].as_u64().unwrap(),
+    );
+    assert!(idle <= reserved && reserved <= 25 << 20, "{memory}");
 }
 
 /// Plugins within their share that together need more than the budget: the

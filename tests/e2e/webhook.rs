@@ -33,6 +33,52 @@ async fn the_seeds_conversations() {
     bot.stop().await;
 }
 
+/// Triggers (contract 0.2): a message starts only the plugins whose
+/// triggers it matches; a plugin built for 0.1 still gets every message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_starts_only_the_plugins_it_triggers() {
+    let stub = Stub::start().await;
+    let url = stub.url("/counted");
+    let files = [
+        ("quote.wasm", QUOTE),
+        ("cat.wasm", CAT),
+        ("trap.wasm", TRAP),
+    ];
+    let bot = Bot::start(&files, |c| {
+        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
+    })
+    .await;
+    let sent = ["hello", "cat", "quote", "a Quote and a cat", "politely"];
+    for body in sent {
+        bot.message(body).await;
+    }
+    let listing = bot.plugins().await;
+    let plugin = |id: &str| {
+        listing["plugins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["id"] == id)
+            .unwrap()
+            .clone()
+    };
+    let (quote, cat, trap) = (plugin("quote"), plugin("cat"), plugin("trap"));
+    assert_eq!(quote["calls"], 2, "{quote}");
+    assert_eq!(cat["calls"], 2, "{cat}");
+    assert_eq!(trap["calls"], sent.len(), "0.1: every message: {trap}");
+    assert_eq!(quote["contract"], "0.2.x");
+    assert_eq!(
+        quote["triggers"],
+        serde_json::json!([{"contains": "quote"}])
+    );
+    assert_eq!(trap["contract"], "0.1.x");
+    assert_eq!(trap["triggers"], serde_json::json!(["everything"]));
+    // The upstream was fetched for the two quote messages only.
+    let reply = bot.message("quote").await;
+    assert!(reply.twiml().contains("Call 3."), "{}", reply.twiml());
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_and_health_are_reported() {
     let stub = Stub::start().await;

@@ -2,22 +2,25 @@
 //! allocator and compiled-code cache, the `Linker`, the epoch ticker, and
 //! loading a component into a [`Plugin`].
 
-use super::bindings::{self, wasmbot::plugin as wit};
-use super::host::{HostState, PluginCtx, from_wit_info};
-use super::instance::{MemoryBudget, Plugin};
+use super::bindings::{v0_1, v0_2};
+use super::host::{self, HostState, PluginCtx};
+use super::instance::{Contract, MemoryBudget, Plugin, run};
 use super::{
-    CacheStats, Limits, LoadError, PluginInfo, TICK, WIT_PACKAGE, WIT_VERSION, compatible_range,
-    error_chain,
+    CacheStats, Limits, LoadError, PluginInfo, TICK, WIT_OLDER, WIT_PACKAGE, WIT_VERSION,
+    compatible_range, error_chain,
 };
 use crate::error::{HANDLER, untrusted};
 use crate::outbound::Outbound;
 use crate::policy::Grant;
+use crate::trigger::Triggers;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 use wasmtime::component::{Component, HasSelf, Linker};
-use wasmtime::{Cache, CacheConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime::{
+    Cache, CacheConfig, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig,
+};
 
 /// Compiles, links and runs plugins. One per process.
 pub struct Runtime {
@@ -27,6 +30,47 @@ pub struct Runtime {
     pub(super) budget: Arc<MemoryBudget>,
     cache: Option<Cache>,
     ticker_stop: Arc<AtomicBool>,
+    pub(super) keep: KeepResident,
+}
+
+/// What a free slot of the instance pool keeps resident after a reset, so
+/// that the next instance in it neither faults its pages in again nor
+/// makes the kernel flush every core's TLB.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct KeepResident {
+    /// Bytes of dirtied linear memory reset by copy rather than madvise
+    /// (needs PAGEMAP_SCAN, else 0: a blind memset of memory costs more
+    /// than it saves).
+    pub(super) memory: usize,
+    /// Bytes of each table reset by copy.
+    pub(super) table: usize,
+    /// The most all free slots together can keep resident: taken out of
+    /// the memory budget, so that live and idle memory together stay
+    /// within it.
+    pub(super) reserved: usize,
+}
+
+impl KeepResident {
+    /// At most a quarter of `budget` for the `instances` slots, whole pages
+    /// only: a page for each table, the rest (up to 64 KiB) for memory.
+    fn new(budget: usize, instances: u32, pagemap: bool) -> Self {
+        let page = rustix::param::page_size();
+        let pages = |bytes: usize| bytes / page * page;
+        let slots = instances.max(1) as usize;
+        let tables = PER_INSTANCE.tables as usize;
+        let per_instance = budget / 4 / slots;
+        let table = pages((per_instance / 2 / tables).min(16 << 10));
+        let memory = if pagemap {
+            pages((per_instance - table * tables).min(64 << 10))
+        } else {
+            0
+        };
+        KeepResident {
+            memory,
+            table,
+            reserved: slots * (memory + table * tables),
+        }
+    }
 }
 
 /// What one plugin instance may take from the instance pool.
@@ -92,13 +136,20 @@ impl Runtime {
             .max_tables_per_component(PER_INSTANCE.tables)
             .total_stacks(n)
             .max_memory_size(limits.memory);
-        // Tables are reset with a memset of their first 64 KiB instead of
-        // madvise: no page faults on the next instance. Measured with
-        // `cargo bench -p wasmbot-bench`: one call 29.7 → 25.2 µs. (Linear
-        // memory kept resident costs more memset than it saves; batching
-        // decommits is faster still but keeps freed memory resident, past
-        // the memory budget.)
-        pool.table_keep_resident(64 << 10);
+        // Resetting a slot with madvise costs page faults on its next use
+        // and, worse, a TLB shootdown on every core the process runs on: a
+        // third of the CPU under load. With Linux's PAGEMAP_SCAN the pages
+        // an instance dirtied are found and copied back from the image
+        // instead, up to `keep.memory` bytes per slot (a Rust plugin dirties
+        // a few pages per message), so most resets make no system call.
+        // What idle slots keep resident is carved out of the memory budget.
+        let pagemap = PoolingAllocationConfig::is_pagemap_scan_available();
+        let keep = KeepResident::new(limits.memory_budget, n, pagemap);
+        if pagemap {
+            pool.pagemap_scan(Enabled::Yes);
+        }
+        pool.linear_memory_keep_resident(keep.memory)
+            .table_keep_resident(keep.table);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         let cache = match cache_dir {
             Some(dir) => match private_cache_dir(dir) {
@@ -126,7 +177,11 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         let link = |r: wasmtime::Result<()>| r.map_err(|e| LoadError::Link(e.to_string()));
         link(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
-        link(bindings::Behaviour::add_to_linker::<_, HasSelf<_>>(
+        link(v0_2::Behaviour::add_to_linker::<_, HasSelf<_>>(
+            &mut linker,
+            |s| s,
+        ))?;
+        link(v0_1::Behaviour::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
             |s| s,
         ))?;
@@ -146,7 +201,11 @@ impl Runtime {
         Ok(Runtime {
             engine,
             linker,
-            budget: Arc::new(MemoryBudget::new(limits.memory_budget, limits.memory)),
+            budget: Arc::new(MemoryBudget::new(
+                limits.memory_budget.saturating_sub(keep.reserved),
+                limits.memory,
+            )),
+            keep,
             limits,
             cache,
             ticker_stop,
@@ -190,36 +249,52 @@ impl Runtime {
         let resources = compiled.resources();
         fits_the_pool(resources)?;
         let component = compiled.0;
-        self.check_world(&component)?;
+        let version = self.check_world(&component)?;
         let pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Link(error_chain(&e)))?;
-        let pre = bindings::BehaviourPre::new(pre).map_err(|e| LoadError::Link(error_chain(&e)))?;
+        let link = |e: wasmtime::Error| LoadError::Link(error_chain(&e));
 
         // describe() runs with nothing granted: no settings, no network.
         let bare = Arc::new(PluginCtx::describing());
         let deadline = Instant::now() + self.limits.describe_timeout;
-        let info = self
-            .call(&pre, bare, deadline, |handler, store| {
-                Box::pin(async move { handler.call_describe(store).await })
-            })
-            .await
-            .map_err(LoadError::Describe)?;
+        let (contract, info) = if version == compatible_range(WIT_VERSION) {
+            let pre = v0_2::BehaviourPre::new(pre).map_err(link)?;
+            let info = self
+                .call(bare, deadline, run!(pre, |h, store| h.call_describe(store)))
+                .await
+                .map_err(LoadError::Describe)?;
+            (Contract::V0_2(pre), host::info_v0_2(info))
+        } else {
+            let pre = v0_1::BehaviourPre::new(pre).map_err(link)?;
+            let info = self
+                .call(bare, deadline, run!(pre, |h, store| h.call_describe(store)))
+                .await
+                .map_err(LoadError::Describe)?;
+            (Contract::V0_1(pre), host::info_v0_1(info))
+        };
         let info = checked_info(info)?;
+        let triggers = Triggers::compile(&info.triggers).map_err(|e| LoadError::BadInfo {
+            field: "triggers",
+            value: untrusted(&e.to_string(), 300),
+        })?;
 
         let grant = grant(&info);
         let outbound = Outbound::new(self.limits.http.clone(), grant.allow_list())
             .map_err(|e| LoadError::Internal(e.to_string()))?;
         Ok(Plugin::new(
             info,
-            pre,
+            triggers,
+            contract,
             PluginCtx::new(grant, outbound),
             self.clone(),
         ))
     }
 
-    fn check_world(&self, component: &Component) -> Result<(), LoadError> {
+    /// The contract version the component implements, as `0.x`: one this
+    /// host links, or an error that names it and what would load.
+    fn check_world(&self, component: &Component) -> Result<String, LoadError> {
         let ty = component.component_type();
         let exports: Vec<&str> = ty.exports(&self.engine).map(|(name, _)| name).collect();
         let prefix = format!("{WIT_PACKAGE}/{HANDLER}");
@@ -234,15 +309,18 @@ impl Runtime {
         let version = found
             .strip_prefix(&prefix)
             .and_then(|v| v.strip_prefix('@'));
-        let compatible = compatible_range(WIT_VERSION);
-        match version {
-            Some(v) if compatible_range(v) == compatible => Ok(()),
+        let linked = std::iter::once(WIT_VERSION).chain(WIT_OLDER.iter().copied());
+        match version.map(compatible_range) {
+            Some(range) if linked.clone().any(|v| compatible_range(v) == range) => Ok(range),
             _ => Err(LoadError::Incompatible {
                 found: untrusted(
                     &format!("{WIT_PACKAGE}@{}", version.unwrap_or("(unversioned)")),
                     100,
                 ),
-                compatible,
+                compatible: linked
+                    .map(compatible_range)
+                    .collect::<Vec<_>>()
+                    .join(" or "),
             }),
         }
     }
@@ -275,8 +353,7 @@ fn fits_the_pool(resources: Option<Resources>) -> Result<(), LoadError> {
 /// What `describe()` returned, checked: a name of lowercase letters,
 /// digits, `-` and `_` (it is shown next to the id), and every other text
 /// made safe for logs and capped.
-fn checked_info(info: wit::types::PluginInfo) -> Result<PluginInfo, LoadError> {
-    let mut info = from_wit_info(info);
+fn checked_info(mut info: PluginInfo) -> Result<PluginInfo, LoadError> {
     let valid = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_';
     if info.name.is_empty() || info.name.len() > 64 || !info.name.chars().all(valid) {
         return Err(LoadError::BadInfo {
@@ -377,6 +454,40 @@ mod tests {
                 "{too_big:?}"
             );
         }
+    }
+
+    #[test]
+    fn idle_slots_keep_at_most_a_quarter_of_the_budget() {
+        let page = rustix::param::page_size();
+        for (budget, instances) in [
+            (753 << 20, 256 * 16 + 16),
+            (256 << 20, 4112),
+            (64 << 20, 100_000),
+            (8 << 30, 10),
+        ] {
+            for pagemap in [true, false] {
+                let keep = KeepResident::new(budget, instances, pagemap);
+                assert!(
+                    keep.reserved <= budget / 4,
+                    "{budget} {instances}: {keep:?}"
+                );
+                assert_eq!(
+                    keep.reserved,
+                    instances as usize * (keep.memory + keep.table * PER_INSTANCE.tables as usize)
+                );
+                assert_eq!(keep.memory % page, 0);
+                assert_eq!(keep.table % page, 0);
+                assert!(keep.memory <= 64 << 10 && keep.table <= 16 << 10);
+                if !pagemap {
+                    assert_eq!(keep.memory, 0, "a blind memset of memory costs more");
+                }
+            }
+        }
+        // The defaults keep a few pages per slot: what a Rust plugin dirties.
+        let keep = KeepResident::new(753 << 20, 256 * 16 + 16, true);
+        assert!(keep.memory >= 16 << 10 && keep.table >= page, "{keep:?}");
+        // A huge pool of a small budget keeps nothing resident.
+        assert_eq!(KeepResident::new(64 << 20, 100_000, true).reserved, 0);
     }
 
     #[test]

@@ -1,15 +1,14 @@
 //! What plugins import from the host — `log`, `config` and `http` — and
-//! their stderr, plus the conversions between the bindgen types and
-//! [`crate::message`]. Each import acts only within the plugin's
+//! their stderr, plus the conversions between the bindgen types of each
+//! contract version and [`crate::message`]. Each import acts only within the plugin's
 //! [`Grant`]; every text a plugin hands to the log is escaped and capped.
 
-use super::bindings::wasmbot::plugin as wit;
 use super::instance::Limiter;
 use super::{PluginInfo, Setting};
 use crate::error::untrusted;
-use crate::message::Inbound;
-use crate::outbound::{self, HttpError, Outbound};
+use crate::outbound::{self, HttpError, HttpResponse, Outbound};
 use crate::policy::{Grant, PluginId};
+use crate::trigger::Declared;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
@@ -72,53 +71,30 @@ impl WasiView for HostState {
     }
 }
 
-impl wit::types::Host for HostState {}
-
-impl wit::log::Host for HostState {
-    async fn log(&mut self, level: wit::log::Level, message: String) {
-        use wit::log::Level;
+impl HostState {
+    fn log(&self, level: tracing::Level, message: &str) {
+        use tracing::Level;
         let plugin = self.ctx.id();
-        let message = untrusted(&message, 2000);
+        let message = untrusted(message, 2000);
         match level {
-            Level::Trace => tracing::trace!(plugin, "{message}"),
-            Level::Debug => tracing::debug!(plugin, "{message}"),
-            Level::Info => tracing::info!(plugin, "{message}"),
-            Level::Warn => tracing::warn!(plugin, "{message}"),
-            Level::Error => tracing::error!(plugin, "{message}"),
+            Level::TRACE => tracing::trace!(plugin, "{message}"),
+            Level::DEBUG => tracing::debug!(plugin, "{message}"),
+            Level::INFO => tracing::info!(plugin, "{message}"),
+            Level::WARN => tracing::warn!(plugin, "{message}"),
+            Level::ERROR => tracing::error!(plugin, "{message}"),
         }
     }
-}
 
-impl wit::config::Host for HostState {
-    async fn get(&mut self, key: String) -> Option<String> {
+    fn setting(&self, key: &str) -> Option<String> {
         self.ctx
             .grant
             .settings
             .get(&key.to_ascii_lowercase())
             .cloned()
     }
-}
 
-impl wit::http::Host for HostState {
-    async fn send(
-        &mut self,
-        req: wit::http::Request,
-    ) -> Result<wit::http::Response, wit::http::Error> {
-        use wit::http::Method as M;
-        let method = match req.method {
-            M::Get => outbound::Method::Get,
-            M::Head => outbound::Method::Head,
-            M::Post => outbound::Method::Post,
-            M::Put => outbound::Method::Put,
-            M::Patch => outbound::Method::Patch,
-            M::Delete => outbound::Method::Delete,
-        };
-        let request = outbound::HttpRequest {
-            method,
-            url: req.url,
-            headers: req.headers,
-            body: req.body,
-        };
+    /// One outbound request within the plugin's grant and limits.
+    async fn send(&mut self, request: outbound::HttpRequest) -> Result<HttpResponse, HttpError> {
         let started = Instant::now();
         let result = match &self.ctx.outbound {
             None => Err(HttpError::Denied("no network while describing".into())),
@@ -146,18 +122,160 @@ impl wit::http::Host for HostState {
             ),
         }
         result
-            .map(|r| wit::http::Response {
-                status: r.status,
-                headers: r.headers,
-                body: r.body,
-            })
-            .map_err(|e| match e {
-                HttpError::InvalidUrl(s) => wit::http::Error::InvalidUrl(s),
-                HttpError::Denied(s) => wit::http::Error::Denied(s),
-                HttpError::Timeout => wit::http::Error::Timeout,
-                HttpError::TooLarge => wit::http::Error::TooLarge,
-                HttpError::Transport(s) => wit::http::Error::Transport(s),
-            })
+    }
+}
+
+/// The imports and the conversions of one version of the contract: the
+/// versions differ in their exports only, so one implementation serves
+/// them all.
+macro_rules! contract {
+    ($version:ident) => {
+        pub(super) mod $version {
+            use super::super::bindings::$version::wasmbot::plugin as wit;
+            use super::{HostState, HttpError, outbound};
+            use crate::message::{Inbound, Reply};
+
+            impl wit::types::Host for HostState {}
+
+            impl wit::log::Host for HostState {
+                async fn log(&mut self, level: wit::log::Level, message: String) {
+                    use wit::log::Level as L;
+                    let level = match level {
+                        L::Trace => tracing::Level::TRACE,
+                        L::Debug => tracing::Level::DEBUG,
+                        L::Info => tracing::Level::INFO,
+                        L::Warn => tracing::Level::WARN,
+                        L::Error => tracing::Level::ERROR,
+                    };
+                    HostState::log(self, level, &message);
+                }
+            }
+
+            impl wit::config::Host for HostState {
+                async fn get(&mut self, key: String) -> Option<String> {
+                    self.setting(&key)
+                }
+            }
+
+            impl wit::http::Host for HostState {
+                async fn send(
+                    &mut self,
+                    req: wit::http::Request,
+                ) -> Result<wit::http::Response, wit::http::Error> {
+                    use wit::http::Method as M;
+                    let method = match req.method {
+                        M::Get => outbound::Method::Get,
+                        M::Head => outbound::Method::Head,
+                        M::Post => outbound::Method::Post,
+                        M::Put => outbound::Method::Put,
+                        M::Patch => outbound::Method::Patch,
+                        M::Delete => outbound::Method::Delete,
+                    };
+                    let request = outbound::HttpRequest {
+                        method,
+                        url: req.url,
+                        headers: req.headers,
+                        body: req.body,
+                    };
+                    HostState::send(self, request)
+                        .await
+                        .map(|r| wit::http::Response {
+                            status: r.status,
+                            headers: r.headers,
+                            body: r.body,
+                        })
+                        .map_err(|e| match e {
+                            HttpError::InvalidUrl(s) => wit::http::Error::InvalidUrl(s),
+                            HttpError::Denied(s) => wit::http::Error::Denied(s),
+                            HttpError::Timeout => wit::http::Error::Timeout,
+                            HttpError::TooLarge => wit::http::Error::TooLarge,
+                            HttpError::Transport(s) => wit::http::Error::Transport(s),
+                        })
+                }
+            }
+
+            pub(in crate::runtime) fn message(m: &Inbound) -> wit::types::Message {
+                wit::types::Message {
+                    body: m.body.clone(),
+                    from: m.from.clone(),
+                    to: m.to.clone(),
+                    message_sid: m.message_sid.clone(),
+                    account_sid: m.account_sid.clone(),
+                    profile_name: m.profile_name.clone(),
+                    wa_id: m.wa_id.clone(),
+                    media: m
+                        .media
+                        .iter()
+                        .map(|x| wit::types::Media {
+                            url: x.url.clone(),
+                            content_type: x.content_type.clone(),
+                        })
+                        .collect(),
+                    params: m.params.clone(),
+                }
+            }
+
+            pub(in crate::runtime) fn reply(r: wit::types::Reply) -> Reply {
+                Reply {
+                    text: r.text,
+                    media: r.media,
+                }
+            }
+
+            /// What `describe` returned, triggers aside.
+            pub(in crate::runtime) fn info(i: &mut wit::types::PluginInfo) -> super::PluginInfo {
+                super::PluginInfo {
+                    name: std::mem::take(&mut i.name),
+                    version: std::mem::take(&mut i.version),
+                    description: std::mem::take(&mut i.description),
+                    priority: i.priority,
+                    settings: std::mem::take(&mut i.settings)
+                        .into_iter()
+                        .map(|s| super::Setting {
+                            key: s.key,
+                            default: s.default,
+                            description: s.description,
+                        })
+                        .collect(),
+                    triggers: Vec::new(),
+                }
+            }
+        }
+    };
+}
+
+contract!(v0_2);
+contract!(v0_1);
+
+/// What a 0.2 plugin declared, with its triggers (not yet checked).
+pub(super) fn info_v0_2(
+    mut i: super::bindings::v0_2::wasmbot::plugin::types::PluginInfo,
+) -> PluginInfo {
+    use super::bindings::v0_2::wasmbot::plugin::types::Trigger as T;
+    let triggers = std::mem::take(&mut i.triggers)
+        .into_iter()
+        .map(|t| match t {
+            T::Everything => Declared::Everything,
+            T::Contains(s) => Declared::Contains(s),
+            T::Word(s) => Declared::Word(s),
+            T::Prefix(s) => Declared::Prefix(s),
+            T::Pattern(s) => Declared::Pattern(s),
+            T::Media(s) => Declared::Media(s),
+        })
+        .collect();
+    PluginInfo {
+        triggers,
+        ..v0_2::info(&mut i)
+    }
+}
+
+/// What a 0.1 plugin declared: it gets every message.
+pub(super) fn info_v0_1(
+    mut i: super::bindings::v0_1::wasmbot::plugin::types::PluginInfo,
+) -> PluginInfo {
+    PluginInfo {
+        triggers: vec![Declared::Everything],
+        ..v0_1::info(&mut i)
     }
 }
 
@@ -208,45 +326,6 @@ impl tokio::io::AsyncWrite for StderrTail {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
-    }
-}
-
-pub(super) fn to_wit_message(m: &Inbound) -> wit::types::Message {
-    wit::types::Message {
-        body: m.body.clone(),
-        from: m.from.clone(),
-        to: m.to.clone(),
-        message_sid: m.message_sid.clone(),
-        account_sid: m.account_sid.clone(),
-        profile_name: m.profile_name.clone(),
-        wa_id: m.wa_id.clone(),
-        media: m
-            .media
-            .iter()
-            .map(|x| wit::types::Media {
-                url: x.url.clone(),
-                content_type: x.content_type.clone(),
-            })
-            .collect(),
-        params: m.params.clone(),
-    }
-}
-
-pub(super) fn from_wit_info(i: wit::types::PluginInfo) -> PluginInfo {
-    PluginInfo {
-        name: i.name,
-        version: i.version,
-        description: i.description,
-        priority: i.priority,
-        settings: i
-            .settings
-            .into_iter()
-            .map(|s| Setting {
-                key: s.key,
-                default: s.default,
-                description: s.description,
-            })
-            .collect(),
     }
 }
 

@@ -2,12 +2,15 @@
 //! limiter that holds both the per-instance cap and the global budget, a
 //! deadline, and the outcome classified into a [`PluginError`].
 
-use super::bindings;
-use super::host::{HostState, PluginCtx, StderrTail, to_wit_message};
+use super::bindings::{v0_1, v0_2};
+use super::host::{self, HostState, PluginCtx, StderrTail};
 use super::{PluginError, PluginInfo, Runtime, error_chain};
 use crate::message::{Inbound, Reply};
 use crate::policy::Grant;
+use crate::trigger::{Seen, Triggers};
 use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -15,10 +18,41 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
+/// A plugin linked against the version of the contract it was built for.
+pub(super) enum Contract {
+    V0_2(v0_2::BehaviourPre<HostState>),
+    V0_1(v0_1::BehaviourPre<HostState>),
+}
+
+/// One export call in a fresh instance: the future [`Runtime::call`]
+/// runs; the error says whether it failed while instantiating.
+pub(super) type Run<'a, R> =
+    Pin<Box<dyn Future<Output = Result<R, (bool, wasmtime::Error)>> + Send + 'a>>;
+
+/// `run!(pre, |handler, store| handler.call_x(store, ..))`: instantiates
+/// `pre` in the store [`Runtime::call`] prepared and calls one export.
+macro_rules! run {
+    ($pre:expr, |$handler:ident, $store:ident| $call:expr) => {{
+        let pre = $pre.clone();
+        move |$store: &mut wasmtime::Store<HostState>| -> $crate::runtime::instance::Run<'_, _> {
+            Box::pin(async move {
+                let instance = pre
+                    .instantiate_async(&mut *$store)
+                    .await
+                    .map_err(|e| (true, e))?;
+                let $handler = instance.wasmbot_plugin_handler();
+                $call.await.map_err(|e| (false, e))
+            })
+        }
+    }};
+}
+pub(super) use run;
+
 /// A loaded plugin: ready to be instantiated for each message.
 pub struct Plugin {
     info: PluginInfo,
-    pre: bindings::BehaviourPre<HostState>,
+    triggers: Triggers,
+    contract: Contract,
     ctx: Arc<PluginCtx>,
     runtime: Arc<Runtime>,
 }
@@ -26,13 +60,15 @@ pub struct Plugin {
 impl Plugin {
     pub(super) fn new(
         info: PluginInfo,
-        pre: bindings::BehaviourPre<HostState>,
+        triggers: Triggers,
+        contract: Contract,
         ctx: PluginCtx,
         runtime: Arc<Runtime>,
     ) -> Self {
         Plugin {
             info,
-            pre,
+            triggers,
+            contract,
             ctx: Arc::new(ctx),
             runtime,
         }
@@ -41,6 +77,19 @@ impl Plugin {
     /// What the plugin declared about itself.
     pub fn info(&self) -> &PluginInfo {
         &self.info
+    }
+
+    /// The version of the contract it implements (`0.2.x`, `0.1.x`).
+    pub fn contract(&self) -> &'static str {
+        match self.contract {
+            Contract::V0_2(_) => "0.2.x",
+            Contract::V0_1(_) => "0.1.x",
+        }
+    }
+
+    /// Whether `handle` is called for this message (its triggers).
+    pub fn wants(&self, seen: &Seen<'_>) -> bool {
+        self.triggers.matches(seen)
     }
 
     /// What the operator granted it: its settings, hosts, variables, folder.
@@ -59,41 +108,34 @@ impl Plugin {
         msg: &Inbound,
         deadline: Instant,
     ) -> Result<Option<Reply>, PluginError> {
-        let msg = to_wit_message(msg);
-        let answer = self
-            .runtime
-            .call(
-                &self.pre,
-                self.ctx.clone(),
-                deadline,
-                move |handler, store| {
-                    Box::pin(async move { handler.call_handle(store, &msg).await })
-                },
-            )
-            .await?;
-        match answer {
-            Ok(reply) => Ok(reply.map(|r| Reply {
-                text: r.text,
-                media: r.media,
-            })),
-            Err(reason) => Err(PluginError::failed(&reason)),
-        }
+        let (runtime, ctx) = (&self.runtime, self.ctx.clone());
+        let answer = match &self.contract {
+            Contract::V0_2(pre) => {
+                let msg = host::v0_2::message(msg);
+                runtime
+                    .call(ctx, deadline, run!(pre, |h, s| h.call_handle(s, &msg)))
+                    .await?
+                    .map(|reply| reply.map(host::v0_2::reply))
+            }
+            Contract::V0_1(pre) => {
+                let msg = host::v0_1::message(msg);
+                runtime
+                    .call(ctx, deadline, run!(pre, |h, s| h.call_handle(s, &msg)))
+                    .await?
+                    .map(|reply| reply.map(host::v0_1::reply))
+            }
+        };
+        answer.map_err(|reason| PluginError::failed(&reason))
     }
 }
 
 impl Runtime {
-    /// Runs one export call in a fresh store with `deadline`.
+    /// Runs `run` (see [`run!`]) in a fresh store with `deadline`.
     pub(super) async fn call<R>(
         &self,
-        pre: &bindings::BehaviourPre<HostState>,
         ctx: Arc<PluginCtx>,
         deadline: Instant,
-        f: impl for<'a> FnOnce(
-            &'a bindings::exports::wasmbot::plugin::handler::Guest,
-            &'a mut Store<HostState>,
-        ) -> std::pin::Pin<
-            Box<dyn std::future::Future<Output = wasmtime::Result<R>> + Send + 'a>,
-        > + Send,
+        run: impl for<'a> FnOnce(&'a mut Store<HostState>) -> Run<'a, R> + Send,
     ) -> Result<R, PluginError> {
         let stderr = StderrTail::default();
         // Deny by default: no environment, arguments, files or sockets,
@@ -131,20 +173,9 @@ impl Runtime {
         });
 
         let budget = deadline.saturating_duration_since(Instant::now());
-        let outcome = {
-            let run = async {
-                let instance = pre
-                    .instantiate_async(&mut store)
-                    .await
-                    .map_err(|e| (true, e))?;
-                f(instance.wasmbot_plugin_handler(), &mut store)
-                    .await
-                    .map_err(|e| (false, e))
-            };
-            // The epoch trap cuts guest code; this also bounds time spent
-            // waiting in host calls.
-            tokio::time::timeout_at(deadline.into(), run).await
-        };
+        // The epoch trap cuts guest code; this also bounds time spent
+        // waiting in host calls.
+        let outcome = tokio::time::timeout_at(deadline.into(), run(&mut store)).await;
         let refused = store.data().limiter.refused;
         match outcome {
             Ok(Ok(value)) => Ok(value),
@@ -162,10 +193,15 @@ impl Runtime {
 
     /// Guest memory in use now, and the budget.
     pub fn memory_stats(&self) -> MemoryStats {
+        let idle = self.engine.pooling_allocator_metrics().map_or(0, |m| {
+            m.unused_memory_bytes_resident() + m.unused_table_bytes_resident()
+        });
         MemoryStats {
-            budget: self.budget.limit,
+            budget: self.limits.memory_budget,
             in_use: self.budget.used(),
             per_instance: self.limits.memory,
+            idle_reserved: self.keep.reserved,
+            idle_resident: idle,
         }
     }
 }
@@ -223,12 +259,18 @@ fn classify(
 /// Guest memory, as `GET /plugins` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MemoryStats {
-    /// Linear memory all instances together may use, in bytes.
+    /// Memory all instances together may use, live and idle, in bytes:
+    /// live instances get what `idle_reserved` leaves.
     pub budget: usize,
     /// Linear memory of the instances alive now, in bytes.
     pub in_use: usize,
     /// Linear memory one instance may use, in bytes.
     pub per_instance: usize,
+    /// The most free pool slots may keep resident (dirtied pages kept for
+    /// the next instance), in bytes; at most a quarter of `budget`.
+    pub idle_reserved: usize,
+    /// What free pool slots keep resident now, in bytes.
+    pub idle_resident: usize,
 }
 
 /// The linear memory of all live instances together, against a limit, and

@@ -19,12 +19,17 @@
 //!   per-instance and global memory limits.
 //! - [`host`] — what plugins import: `log`, `config`, `http`, their stderr,
 //!   and the conversions between bindgen types and ours.
+//!
+//! Two versions of the contract are linked side by side, like wasmtime
+//! serves several WASI 0.2.x: `wit/` (0.2.0) and `wit/0.1/` (0.1.0). They
+//! share every import implementation; a plugin's version is found from its
+//! `handler` export when it loads.
 
 mod engine;
 mod host;
 mod instance;
 
-pub use crate::error::{LoadError, PluginError, WIT_PACKAGE, WIT_VERSION};
+pub use crate::error::{LoadError, PluginError, WIT_OLDER, WIT_PACKAGE, WIT_VERSION};
 pub use engine::{Compiled, Resources, Runtime};
 pub use instance::{MemoryStats, Plugin};
 
@@ -32,12 +37,26 @@ use crate::outbound;
 use std::time::Duration;
 
 mod bindings {
-    wasmtime::component::bindgen!({
-        path: "../wit",
-        world: "behaviour",
-        imports: { default: async },
-        exports: { default: async },
-    });
+    /// The contract in `wit/`.
+    pub mod v0_2 {
+        wasmtime::component::bindgen!({
+            path: "../wit",
+            world: "behaviour",
+            imports: { default: async },
+            exports: { default: async },
+        });
+    }
+
+    /// The first contract, `wit/0.1/`: still loaded, its plugins get every
+    /// message.
+    pub mod v0_1 {
+        wasmtime::component::bindgen!({
+            path: "../wit/0.1",
+            world: "behaviour",
+            imports: { default: async },
+            exports: { default: async },
+        });
+    }
 }
 
 /// How often the epoch advances; the granularity of deadlines.
@@ -107,6 +126,8 @@ pub struct PluginInfo {
     pub description: String,
     pub priority: i32,
     pub settings: Vec<Setting>,
+    /// When it is called; a 0.1 plugin: everything.
+    pub triggers: Vec<crate::trigger::Declared>,
 }
 
 impl PluginInfo {
@@ -157,7 +178,8 @@ mod tests {
     fn semver_ranges() {
         assert_eq!(compatible_range("0.1.0"), "0.1.x");
         assert_eq!(compatible_range("0.1.7"), "0.1.x");
-        assert_ne!(compatible_range("0.2.0"), compatible_range(WIT_VERSION));
+        assert_eq!(compatible_range("0.2.0"), compatible_range(WIT_VERSION));
+        assert_ne!(compatible_range("0.3.0"), compatible_range(WIT_VERSION));
         assert_eq!(compatible_range("2.0.0"), "2.x");
         assert_eq!(compatible_range("2.3.1"), compatible_range("2.0.0"));
     }

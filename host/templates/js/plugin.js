@@ -8,9 +8,9 @@
 // error from an import is thrown (its `payload` is { tag, val }), and
 // throwing from handle() reports this plugin's failure.
 
-import { get } from 'wasmbot:plugin/config@0.1.0';
-import { log } from 'wasmbot:plugin/log@0.1.0';
-import { send } from 'wasmbot:plugin/http@0.1.0';
+import { get } from 'wasmbot:plugin/config@0.2.0';
+import { log } from 'wasmbot:plugin/log@0.2.0';
+import { send } from 'wasmbot:plugin/http@0.2.0';
 
 /** The decision logic: what to answer `body` with, if anything. */
 export function answer(body, reply) {
@@ -29,6 +29,10 @@ export const handler = {
         // A URL setting also allows HTTP to its host.
         { key: 'status_url', default: 'https://status.example.com/', description: 'checked when someone sends "status"' },
       ],
+      // The host calls handle() only for messages that match one of these:
+      // tags word, contains, prefix, pattern (a regex), media (a
+      // content-type prefix), or { tag: 'everything' }.
+      triggers: [{ tag: 'word', val: 'ping' }, { tag: 'word', val: 'status' }],
     };
   },
 

@@ -33,6 +33,10 @@ class Handler(exports.Handler):
                     description='checked when someone sends "status"',
                 ),
             ],
+            # The host calls handle() only for messages that match one of
+            # these: Trigger_Word, _Contains, _Prefix, _Pattern (a regex),
+            # _Media (a content-type prefix) or Trigger_Everything().
+            triggers=[types.Trigger_Word("ping"), types.Trigger_Word("status")],
         )
 
     def handle(self, msg: types.Message) -> Optional[types.Reply]:

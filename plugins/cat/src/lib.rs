@@ -4,9 +4,14 @@
 /// Cat as a Service: a random cat picture per request.
 pub const DEFAULT_URL: &str = "https://cataas.com/cat";
 
-/// The seed answers any message that contains "cat", in any case.
+/// The seed answers any message that contains "cat", in any case: the
+/// plugin's trigger, so the host calls it for nothing else.
+pub const KEYWORD: &str = "cat";
+
+/// Whether a message asks for a cat (the trigger, checked again so the
+/// plugin is right on its own too).
 pub fn wants_cat(body: &str) -> bool {
-    body.to_lowercase().contains("cat")
+    body.to_lowercase().contains(KEYWORD)
 }
 
 #[cfg(target_arch = "wasm32")]
@@ -15,7 +20,7 @@ mod component {
 
     use exports::wasmbot::plugin::handler::Guest;
     use wasmbot::plugin::config;
-    use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting};
+    use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting, Trigger};
 
     struct Cat;
 
@@ -31,6 +36,7 @@ mod component {
                     default: Some(super::DEFAULT_URL.into()),
                     description: "URL of the picture Twilio fetches".into(),
                 }],
+                triggers: vec![Trigger::Contains(super::KEYWORD.into())],
             }
         }
 

@@ -13,7 +13,7 @@ mod component {
     use exports::wasmbot::plugin::handler::Guest;
     use wasmbot::plugin::http::{Error as HttpError, Method, Request};
     use wasmbot::plugin::log::Level;
-    use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting};
+    use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting, Trigger};
     use wasmbot::plugin::{config, http, log};
 
     struct Quote;
@@ -30,6 +30,7 @@ mod component {
                     default: Some(logic::DEFAULT_URL.into()),
                     description: "quotable-compatible endpoint (/random or /quotes/random)".into(),
                 }],
+                triggers: vec![Trigger::Contains(logic::KEYWORD.into())],
             }
         }
 

@@ -8,9 +8,14 @@ use std::fmt;
 /// quotable's endpoint, as in the original tutorial.
 pub const DEFAULT_URL: &str = "https://api.quotable.io/random";
 
-/// The seed answers any message that contains "quote", in any case.
+/// The seed answers any message that contains "quote", in any case: the
+/// plugin's trigger, so the host calls it for nothing else.
+pub const KEYWORD: &str = "quote";
+
+/// Whether a message asks for a quote (the trigger, checked again so the
+/// plugin is right on its own too).
 pub fn wants_quote(body: &str) -> bool {
-    body.to_lowercase().contains("quote")
+    body.to_lowercase().contains(KEYWORD)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]

@@ -16,7 +16,7 @@ mod component {
     use exports::wasmbot::plugin::handler::Guest;
     use wasmbot::plugin::http::{Method, Request};
     use wasmbot::plugin::log::Level;
-    use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting};
+    use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting, Trigger};
     use wasmbot::plugin::{config, http, log};
 
     struct Plugin;
@@ -41,6 +41,9 @@ mod component {
                         description: "checked when someone sends \"status\"".into(),
                     },
                 ],
+                // The host calls `handle` only for messages that match one
+                // of these (also Contains, Prefix, Pattern, Media, Everything).
+                triggers: vec![Trigger::Word("ping".into()), Trigger::Word("status".into())],
             }
         }
 

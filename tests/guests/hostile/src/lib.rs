@@ -20,7 +20,7 @@
 //! | `forgelog` | logs, and fails with, text that would forge a log line of its own |
 #![cfg(target_arch = "wasm32")]
 
-wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
+wit_bindgen::generate!({ path: "../../../wit/0.1", world: "behaviour" });
 
 use exports::wasmbot::plugin::handler::Guest;
 use wasmbot::plugin::config;

@@ -7,7 +7,7 @@
 //! nothing of quote's.
 #![cfg(target_arch = "wasm32")]
 
-wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
+wit_bindgen::generate!({ path: "../../../wit/0.1", world: "behaviour" });
 
 use exports::wasmbot::plugin::handler::Guest;
 use wasmbot::plugin::config;

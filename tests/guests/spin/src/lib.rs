@@ -2,7 +2,7 @@
 //! at its deadline and still answer with the other plugins in time.
 #![cfg(target_arch = "wasm32")]
 
-wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
+wit_bindgen::generate!({ path: "../../../wit/0.1", world: "behaviour" });
 
 use exports::wasmbot::plugin::handler::Guest;
 use wasmbot::plugin::types::{Message, PluginInfo, Reply};

@@ -4,7 +4,7 @@
 //! error result, one saying "chatty" gets a reply after 1 MB of stderr.
 #![cfg(target_arch = "wasm32")]
 
-wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
+wit_bindgen::generate!({ path: "../../../wit/0.1", world: "behaviour" });
 
 use exports::wasmbot::plugin::handler::Guest;
 use wasmbot::plugin::types::{Message, PluginInfo, Reply};
