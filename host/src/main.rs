@@ -98,10 +98,12 @@ fn run() -> anyhow::Result<()> {
     );
     // Log lines are formatted on the thread that logs and written by a
     // background thread, so a slow terminal or pipe never holds a request;
-    // when 128k lines wait, logging waits too rather than losing lines.
-    // The guard flushes what is left at exit.
+    // when 1,024 lines wait (a few MB at most: plugin lines are capped),
+    // logging waits too rather than losing lines or growing. The guard
+    // flushes what is left at exit.
     let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
+        .buffered_lines_limit(1024)
         .thread_name("wasmbot-log")
         .finish(std::io::stderr());
     tracing_subscriber::fmt()

@@ -20,7 +20,7 @@ pub const MAX_TEXT: usize = 200;
 pub const MAX_PATTERN: usize = 1000;
 /// Memory the compiled patterns of one plugin may take (the `regex`
 /// crate's size limit), so a pattern cannot blow up at load.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
+const REGEX_SIZE_LIMIT: usize = 256 << 10;
 
 /// One trigger as the plugin declared it (shown in `GET /plugins` and by
 /// `wasmbot check`).
@@ -108,7 +108,9 @@ impl Triggers {
                 Declared::Everything => triggers.everything = true,
                 Declared::Contains(s) => triggers.contains.push(text("contains", s)?),
                 Declared::Word(s) => triggers.words.push(text("word", s)?),
-                Declared::Prefix(s) => triggers.prefixes.push(text("prefix", s)?),
+                // The body's leading whitespace is ignored, so the
+                // prefix's is too.
+                Declared::Prefix(s) => triggers.prefixes.push(text("prefix", s.trim_start())?),
                 Declared::Media(s) => triggers.media.push(text("media", s)?),
                 Declared::Pattern(p) if p.len() > MAX_PATTERN => {
                     return Err(TriggerError::PatternTooLong);
@@ -180,11 +182,18 @@ impl<'a> Seen<'a> {
 /// after it.
 fn contains_word(text: &str, word: &str) -> bool {
     let is_word = |c: char| c.is_alphanumeric() || c == '_';
-    text.match_indices(word).any(|(at, _)| {
+    let mut from = 0;
+    // Every occurrence, overlapping ones included ("ha ha" in "aha ha ha").
+    while let Some(found) = text[from..].find(word) {
+        let at = from + found;
         let before = text[..at].chars().next_back();
         let after = text[at + word.len()..].chars().next();
-        !before.is_some_and(is_word) && !after.is_some_and(is_word)
-    })
+        if !before.is_some_and(is_word) && !after.is_some_and(is_word) {
+            return true;
+        }
+        from = at + text[at..].chars().next().map_or(1, char::len_utf8);
+    }
+    false
 }
 
 fn first_line(s: &str) -> String {
@@ -236,8 +245,11 @@ mod tests {
         for body in ["concatenate", "cats", "bobcat", "cat_1", "caté", ""] {
             assert!(!hits(&cat, body), "{body}");
         }
-        // A later occurrence counts when the first is inside a word.
+        // A later occurrence counts when the first is inside a word, an
+        // overlapping one too.
         assert!(hits(&cat, "concat and cat"));
+        assert!(hits(&[Declared::Word("ha ha".into())], "aha ha ha"));
+        assert!(hits(&[Declared::Word("a-a".into())], "xa-a-a"));
         assert!(hits(&[Declared::Word("/todo".into())], "/todo buy milk"));
     }
 
@@ -246,6 +258,7 @@ mod tests {
         let roll = [Declared::Prefix("roll".into())];
         assert!(hits(&roll, "  Roll 2d6"));
         assert!(!hits(&roll, "please roll"));
+        assert!(hits(&[Declared::Prefix(" roll".into())], "roll"));
     }
 
     #[test]

@@ -259,8 +259,9 @@ fn classify(
 /// Guest memory, as `GET /plugins` shows it.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct MemoryStats {
-    /// Memory all instances together may use, live and idle, in bytes:
-    /// live instances get what `idle_reserved` leaves.
+    /// Linear memory and tables all instances together may use, live and
+    /// kept by free slots, in bytes: live instances get what
+    /// `idle_reserved` leaves.
     pub budget: usize,
     /// Linear memory of the instances alive now, in bytes.
     pub in_use: usize,
