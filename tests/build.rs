@@ -55,6 +55,13 @@ const GUESTS: &[(&str, Guest<'static>)] = &[
             dir: "tests/guests/impostor",
         },
     ),
+    (
+        "GREEDY",
+        Guest {
+            package: "wasmbot-fixture-greedy",
+            dir: "tests/guests/greedy",
+        },
+    ),
 ];
 
 fn main() {

@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use wasmbot::config::Config;
 
-pub use crate::{CAT, HOSTILE, IMPOSTOR, QUOTE, SPIN, TRAP, V2};
+pub use crate::{CAT, GREEDY, HOSTILE, IMPOSTOR, QUOTE, SPIN, TRAP, V2};
 
 /// What the stub's `/random` answers, in quotable's shape.
 pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";

@@ -72,6 +72,12 @@ enum Command {
     },
 }
 
+/// mimalloc: per-thread free lists suit a server that allocates and frees
+/// the same small objects on every message (measured in the README's
+/// Performance section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     // Errors end the program with one clear line (and its causes), the
     // way a command-line tool should; no backtrace.

@@ -142,6 +142,36 @@ async fn ids_that_would_share_variables_are_refused() {
 
 /// What a plugin declares is a request: its default URL reaches nothing
 /// until the operator grants the host, and `/plugins` says how.
+/// A plugin cannot ask to be called for more than the host allows: a 0.2
+/// plugin with 33 triggers (one a pattern that would compile to a huge
+/// automaton) is refused at load with the reason, and the earlier version
+/// of its file keeps serving.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn greedy_triggers_are_refused_at_load() {
+    let bot = Bot::start(&[("greedy.wasm", CAT)], |_| {}).await;
+    let cat = twiml(&[(None, Some(CAT_URL))]);
+    assert_eq!(bot.message("cat").await.twiml(), cat);
+    copy_atomically(GREEDY, &bot.plugin_path("greedy.wasm"));
+    let started = Instant::now();
+    let listing = loop {
+        let listing = bot.plugins().await;
+        if !listing["errors"].as_array().unwrap().is_empty() {
+            break listing;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "{listing}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let error = &listing["errors"][0];
+    assert_eq!(error["file"], "greedy.wasm");
+    assert_eq!(error["error"]["kind"], "bad_info", "{error}");
+    let why = error["error"]["message"].as_str().unwrap();
+    assert!(why.contains("33 triggers; at most 32"), "{why}");
+    // The cat component that was there before, under this file's id.
+    assert_eq!(error["still_serving"], "greedy 0.1.0");
+    assert_eq!(bot.message("word1 cat").await.twiml(), cat);
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn declared_urls_grant_nothing() {
     let stub = Stub::start().await;
