@@ -78,11 +78,20 @@ enum Command {
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// `wasmbot check` found the component wanting; its report is printed
+/// already, so the program only exits with status 1 (after `run` returns,
+/// so the log is flushed first).
+#[derive(Debug, thiserror::Error)]
+#[error("the check failed")]
+struct CheckFailed;
+
 fn main() {
     // Errors end the program with one clear line (and its causes), the
     // way a command-line tool should; no backtrace.
     if let Err(e) = run() {
-        eprintln!("error: {e:#}");
+        if !e.is::<CheckFailed>() {
+            eprintln!("error: {e:#}");
+        }
         std::process::exit(1);
     }
 }
@@ -200,7 +209,7 @@ next: wasmbot build {name}   (then it answers \"ping\" in a running bot, or: was
                 }
                 Err(report) => {
                     eprint!("{report}");
-                    std::process::exit(1);
+                    Err(CheckFailed.into())
                 }
             }
         }

@@ -371,6 +371,8 @@ fn check_validates_describes_and_tries_a_component() {
     let (ok, _, err) = run(&["check", "missing.wasm"], &[], "");
     assert!(!ok);
     assert!(err.contains("cannot read missing.wasm"), "{err}");
+    // The report is the whole message: no second "error:" line after it.
+    assert_eq!(err.matches("error:").count(), 1, "{err}");
 }
 
 /// Runs `wasmbot ARGS` in `cwd` and returns (success, stdout, stderr).
