@@ -459,6 +459,12 @@ async fn reload_requests_are_coalesced() {
     let bot =
         std::sync::Arc::new(Bot::start(&[("cat.wasm", CAT), ("quote.wasm", QUOTE)], |_| {}).await);
     let registry = bot.state.dispatcher.registry().clone();
+    // A new file makes the first scan compile it (the test bot has no
+    // compiled-code cache), so the other requests arrive while it runs.
+    // With nothing to compile a scan takes about a millisecond, less than
+    // the time between two requests on a busy machine, and there would be
+    // nothing to share.
+    std::fs::copy(QUOTE, bot.plugin_path("another.wasm")).unwrap();
     let before = registry.scans();
     let mut requests = Vec::new();
     for _ in 0..20 {
