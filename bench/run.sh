@@ -29,7 +29,8 @@ command -v wrk >/dev/null || {
 }
 
 if [ -n "${WASMBOT_BIN:-}" ]; then
-  bin="$WASMBOT_BIN" # a binary built before (e.g. another commit's)
+  bin="$(realpath "$WASMBOT_BIN")" # a binary built before (e.g. another commit's)
+  [ -x "$bin" ] || { echo "error: WASMBOT_BIN=$WASMBOT_BIN is not an executable" >&2; exit 2; }
 else
   echo "== building the release binary and the bundled plugins"
   (cd "$repo" && cargo build --release -p wasmbot --quiet)
@@ -45,6 +46,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
+  echo "error: something already listens on 127.0.0.1:$port; stop it or set WASMBOT_BENCH_PORT" >&2
+  exit 2
+fi
 echo "== starting wasmbot on 127.0.0.1:$port (log: $work/wasmbot.log)"
 started=$(date +%s.%N)
 # The harness posts unsigned forms: no Auth Token, whatever the shell has.

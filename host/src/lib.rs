@@ -15,6 +15,7 @@ pub mod config;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
+pub mod logsink;
 pub mod merge;
 pub mod message;
 pub mod outbound;

@@ -111,16 +111,14 @@ fn run() -> anyhow::Result<()> {
         cli.command,
         Some(Command::Chat { .. } | Command::Check { .. })
     );
-    // Log lines are formatted on the thread that logs and written by a
-    // background thread, so a slow terminal or pipe never holds a request;
-    // when 1,024 lines wait (a few MB at most: plugin lines are capped),
-    // logging waits too rather than losing lines or growing. The guard
-    // flushes what is left at exit.
-    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(1024)
-        .thread_name("wasmbot-log")
-        .finish(std::io::stderr());
+    // Log lines are formatted on the thread that logs and written in
+    // batches by a background thread, so a slow terminal or pipe never
+    // holds a request and a line costs a request one copy; when 1 MiB
+    // waits, logging waits too rather than losing lines or growing. The
+    // guard writes what is left at exit.
+    let (writer, _flush_at_exit) =
+        wasmbot::logsink::LogSink::spawn(std::io::stderr(), "wasmbot-log")
+            .context("starting the log writer")?;
     tracing_subscriber::fmt()
         .with_writer(writer)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
