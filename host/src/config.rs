@@ -507,7 +507,7 @@ pub fn default_memory_budget() -> usize {
 }
 
 /// `$XDG_CACHE_HOME/wasmbot`, else `$HOME/.cache/wasmbot`.
-fn default_cache_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+pub(crate) fn default_cache_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
     let base = match env.get("XDG_CACHE_HOME").filter(|d| !d.is_empty()) {
         Some(dir) => PathBuf::from(dir),
         None => PathBuf::from(env.get("HOME").filter(|d| !d.is_empty())?).join(".cache"),

@@ -1,17 +1,38 @@
 //! `wasmbot build [NAME…]`: builds the plugin sources in `plugins/*/` into
 //! `plugins/NAME.wasm`, always against the repo's WIT. Each language's own
-//! tool does the work; a missing tool is reported with what to install. The
-//! result is written atomically (temp file + rename), so a running bot
-//! picks it up by hot reload and never sees half a component.
+//! tool does the work. The Python and JavaScript tools are installed by
+//! wasmbot itself, pinned, into its cache folder the first time they are
+//! needed (componentize-py into a private venv, componentize-js into a
+//! private npm prefix); what it cannot install (python3, node, the Rust
+//! target) is reported with the command that installs it. The result is
+//! written atomically (temp file + rename), so a running bot picks it up by
+//! hot reload and never sees half a component.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-/// The componentize-py this repo is tested with.
-pub const COMPONENTIZE_PY: &str = "componentize-py==0.25.1";
+/// The componentize-py wasmbot installs and builds Python plugins with.
+pub const COMPONENTIZE_PY: Tool = Tool {
+    name: "componentize-py",
+    version: "0.25.1",
+    package: "componentize-py==0.25.1",
+};
 
-/// The componentize-js this repo is tested with.
-pub const COMPONENTIZE_JS: &str = "@bytecodealliance/componentize-js@0.23.0";
+/// The componentize-js wasmbot installs and builds JavaScript plugins with.
+pub const COMPONENTIZE_JS: Tool = Tool {
+    name: "componentize-js",
+    version: "0.23.0",
+    package: "@bytecodealliance/componentize-js@0.23.0",
+};
+
+/// A build tool wasmbot installs for itself, at one version.
+#[derive(Debug, Clone, Copy)]
+pub struct Tool {
+    pub name: &'static str,
+    pub version: &'static str,
+    /// What the package manager is asked for.
+    pub package: &'static str,
+}
 
 /// What went wrong building one plugin.
 #[derive(Debug, thiserror::Error)]
@@ -151,13 +172,8 @@ fn build_rust(source: &Path, target_dir: &Path, out: &Path) -> Result<(), BuildE
 }
 
 fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
-    if run_output("componentize-py", &["--version"]).is_none() {
-        return Err(BuildError::Missing {
-            tool: "componentize-py".into(),
-            install: format!("run: pip install {COMPONENTIZE_PY}"),
-        });
-    }
-    let mut cmd = Command::new("componentize-py");
+    let tool = installed(COMPONENTIZE_PY, &tools_dir()?, install_python)?;
+    let mut cmd = Command::new(tool);
     cmd.current_dir(source)
         .arg("-d")
         .arg(std::path::absolute(wit).map_err(|e| BuildError::Io(e.to_string()))?)
@@ -167,14 +183,9 @@ fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError>
 }
 
 fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
-    if run_output("componentize-js", &["--version"]).is_none() {
-        return Err(BuildError::Missing {
-            tool: "componentize-js".into(),
-            install: format!("run: npm install -g {COMPONENTIZE_JS}"),
-        });
-    }
+    let tool = installed(COMPONENTIZE_JS, &tools_dir()?, install_js)?;
     let absolute = |p: &Path| std::path::absolute(p).map_err(|e| BuildError::Io(e.to_string()));
-    let mut cmd = Command::new("componentize-js");
+    let mut cmd = Command::new(tool);
     cmd.current_dir(source)
         .arg("plugin.js")
         .arg("--wit")
@@ -184,6 +195,134 @@ fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
         .args(["--disable", "http", "fetch-event", "-o"])
         .arg(absolute(out)?);
     run(cmd, "componentize-js")
+}
+
+/// Where wasmbot installs its build tools: `tools/` in its cache folder
+/// (`$XDG_CACHE_HOME/wasmbot`, else `~/.cache/wasmbot`).
+pub fn tools_dir() -> Result<PathBuf, BuildError> {
+    let env = std::env::vars().collect();
+    crate::config::default_cache_dir(&env)
+        .map(|cache| cache.join("tools"))
+        .ok_or_else(|| {
+            BuildError::Io(
+                "no cache folder to install build tools in: set XDG_CACHE_HOME or HOME".into(),
+            )
+        })
+}
+
+/// The executable of `tool` in `tools`, installed there first by
+/// `install(folder)` if it is not yet: once, under a lock (builds running
+/// at the same time wait for one install), and all or nothing (a marker
+/// file is written last; an install cut short is started again).
+pub fn installed(
+    tool: Tool,
+    tools: &Path,
+    install: impl FnOnce(Tool, &Path) -> Result<(), BuildError>,
+) -> Result<PathBuf, BuildError> {
+    let folder = tools.join(format!("{}-{}", tool.name, tool.version));
+    let exe = executable(tool, &folder);
+    let done = folder.join(".installed");
+    if done.is_file() {
+        return Ok(exe);
+    }
+    let io = |what: &str, path: &Path, e: std::io::Error| {
+        BuildError::Io(format!("cannot {what} {}: {e}", path.display()))
+    };
+    // Whoever can write here can make wasmbot run their programs.
+    crate::runtime::private_cache_dir(tools).map_err(|why| {
+        BuildError::Io(format!(
+            "not using the tools folder {}: {why}",
+            tools.display()
+        ))
+    })?;
+    let lock_path = tools.join(format!("{}-{}.lock", tool.name, tool.version));
+    let lock = std::fs::File::create(&lock_path).map_err(|e| io("create", &lock_path, e))?;
+    lock.lock().map_err(|e| io("lock", &lock_path, e))?;
+    if done.is_file() {
+        return Ok(exe); // installed while we waited
+    }
+    if folder.exists() {
+        std::fs::remove_dir_all(&folder).map_err(|e| io("remove", &folder, e))?;
+    }
+    eprintln!(
+        "wasmbot: installing {} {} into {} (once; later builds reuse it)",
+        tool.name,
+        tool.version,
+        folder.display()
+    );
+    if let Err(e) = install(tool, &folder) {
+        let _ = std::fs::remove_dir_all(&folder);
+        return Err(e);
+    }
+    if !exe.is_file() {
+        let _ = std::fs::remove_dir_all(&folder);
+        return Err(BuildError::Io(format!(
+            "installing {} left no {}",
+            tool.name,
+            exe.display()
+        )));
+    }
+    std::fs::write(&done, tool.package).map_err(|e| io("write", &done, e))?;
+    Ok(exe)
+}
+
+/// Where an installed tool's executable is in its folder.
+fn executable(tool: Tool, folder: &Path) -> PathBuf {
+    if tool.name == COMPONENTIZE_JS.name {
+        folder.join("node_modules/.bin").join(tool.name)
+    } else {
+        folder.join("bin").join(tool.name)
+    }
+}
+
+/// A private venv with the tool from PyPI.
+fn install_python(tool: Tool, folder: &Path) -> Result<(), BuildError> {
+    require(
+        "python3",
+        "install Python 3 (Debian/Ubuntu: apt-get install python3 python3-venv)",
+    )?;
+    let mut venv = Command::new("python3");
+    venv.args(["-m", "venv"]).arg(folder);
+    run(
+        venv,
+        "python3 -m venv (Debian/Ubuntu need: apt-get install python3-venv)",
+    )?;
+    let mut pip = Command::new(folder.join("bin/pip"));
+    pip.args([
+        "install",
+        "--quiet",
+        "--disable-pip-version-check",
+        "--no-input",
+        tool.package,
+    ]);
+    run(pip, &format!("pip install {}", tool.package))
+}
+
+/// A private npm prefix with the tool from npm.
+fn install_js(tool: Tool, folder: &Path) -> Result<(), BuildError> {
+    const NODE: &str =
+        "install Node.js 18 or later with npm (Debian/Ubuntu: apt-get install nodejs npm)";
+    require("node", NODE)?;
+    require("npm", NODE)?;
+    let mut npm = Command::new("npm");
+    npm.arg("install").arg("--prefix").arg(folder).args([
+        "--no-audit",
+        "--no-fund",
+        "--loglevel=error",
+        tool.package,
+    ]);
+    run(npm, &format!("npm install {}", tool.package))
+}
+
+/// `program --version` runs, or the error says how to install it.
+fn require(program: &str, install: &str) -> Result<(), BuildError> {
+    match run_output(program, &["--version"]) {
+        Some(_) => Ok(()),
+        None => Err(BuildError::Missing {
+            tool: program.into(),
+            install: install.into(),
+        }),
+    }
 }
 
 fn run(mut cmd: Command, tool: &str) -> Result<(), BuildError> {
@@ -227,5 +366,95 @@ mod tests {
         let wit = dir.path().join("wit");
         let built = build(&plugins.join("a"), &wit, &default_target_dir(&wit));
         assert!(matches!(built, Err(BuildError::UnknownLanguage(_))));
+    }
+    fn fake_tool(name: &'static str) -> Tool {
+        Tool {
+            name,
+            version: "1.0",
+            package: "fake==1.0",
+        }
+    }
+
+    /// A stand-in installer: counts its runs, writes the executable.
+    fn fake_install(
+        runs: &std::sync::atomic::AtomicUsize,
+    ) -> impl Fn(Tool, &Path) -> Result<(), BuildError> + '_ {
+        move |tool, folder| {
+            runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            let exe = executable(tool, folder);
+            std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+            std::fs::write(exe, "#!/bin/sh\n").unwrap();
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_tool_is_installed_once_even_by_builds_running_at_the_same_time() {
+        let tools = tempfile::tempdir().unwrap();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let exes: Vec<PathBuf> = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| installed(fake_tool("t"), tools.path(), fake_install(&runs))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap().unwrap())
+                .collect()
+        });
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert!(exes.iter().all(|e| e == &tools.path().join("t-1.0/bin/t")));
+        installed(fake_tool("t"), tools.path(), fake_install(&runs)).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_failed_or_interrupted_install_is_started_again() {
+        let tools = tempfile::tempdir().unwrap();
+        let failed = installed(fake_tool("t"), tools.path(), |_, folder: &Path| {
+            std::fs::create_dir_all(folder.join("bin")).unwrap();
+            Err(BuildError::Failed {
+                tool: "pip".into(),
+                status: "exit status: 1".into(),
+            })
+        });
+        assert!(matches!(failed, Err(BuildError::Failed { .. })));
+        assert!(
+            !tools.path().join("t-1.0").exists(),
+            "a failed install is removed"
+        );
+        // An install killed half-way: the folder without its marker.
+        std::fs::create_dir_all(tools.path().join("t-1.0/bin")).unwrap();
+        std::fs::write(tools.path().join("t-1.0/bin/t"), "half").unwrap();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let exe = installed(fake_tool("t"), tools.path(), fake_install(&runs)).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(std::fs::read_to_string(exe).unwrap(), "#!/bin/sh\n");
+        // An installer that leaves no executable is an error, not a success.
+        let empty = installed(fake_tool("u"), tools.path(), |_, _: &Path| Ok(()));
+        assert!(matches!(empty, Err(BuildError::Io(m)) if m.contains("left no")));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_tools_folder_others_may_write_to_is_not_used() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let cache = tempfile::tempdir().unwrap();
+        let tools = cache.path().join("tools");
+        std::fs::create_dir(&tools).unwrap();
+        std::fs::set_permissions(&tools, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let e = installed(fake_tool("t"), &tools, fake_install(&runs)).unwrap_err();
+        assert!(e.to_string().contains("others may write"), "{e}");
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn a_missing_system_tool_is_named_with_its_package() {
+        let e = require("wasmbot-no-such-program", "apt-get install it").unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "wasmbot-no-such-program is not installed; apt-get install it"
+        );
     }
 }

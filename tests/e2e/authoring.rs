@@ -1,7 +1,9 @@
 //! Plugins in other languages, from `wasmbot new` to an answer: the real
 //! templates, the real toolchains (cargo for wasm32-wasip2,
-//! componentize-py, componentize-js), loaded by the real server. `.ci/run`
-//! installs componentize-py and componentize-js.
+//! componentize-py, componentize-js), loaded by the real server. The
+//! first Python and JavaScript builds install componentize-py and
+//! componentize-js into wasmbot's cache folder (`toolchain::installed`),
+//! as they would on a newcomer's machine.
 
 use std::path::{Path, PathBuf};
 use wasmbot::scaffold::{self, Lang};

@@ -400,7 +400,7 @@ fn checked_info(mut info: PluginInfo) -> Result<PluginInfo, LoadError> {
 /// an existing one is ours and writable by nobody else: whoever can write
 /// to the cache can make wasmbot run their machine code.
 #[cfg(unix)]
-fn private_cache_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn private_cache_dir(dir: &Path) -> Result<(), String> {
     use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
     if let Some(parent) = dir.parent() {
         std::fs::create_dir_all(parent)
@@ -432,7 +432,7 @@ fn private_cache_dir(dir: &Path) -> Result<(), String> {
 }
 
 #[cfg(not(unix))]
-fn private_cache_dir(dir: &Path) -> Result<(), String> {
+pub(crate) fn private_cache_dir(dir: &Path) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| e.to_string())
 }
 

@@ -30,6 +30,7 @@ mod host;
 mod instance;
 
 pub use crate::error::{LoadError, PluginError, WIT_OLDER, WIT_PACKAGE, WIT_VERSION};
+pub(crate) use engine::private_cache_dir;
 pub use engine::{Compiled, Resources, Runtime};
 pub use instance::{MemoryStats, Plugin};
 
