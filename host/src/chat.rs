@@ -53,7 +53,7 @@ pub fn for_person(messages: &[Outgoing]) -> String {
         if let Some(body) = &m.body {
             lines.extend(body.lines().map(str::to_owned));
         }
-        if let Some(url) = &m.media {
+        for url in &m.media {
             lines.push(format!("[media] {url}"));
         }
         for (i, line) in lines.iter().enumerate() {
@@ -130,7 +130,7 @@ mod tests {
     fn msg(body: Option<&str>, media: Option<&str>) -> Outgoing {
         Outgoing {
             body: body.map(Into::into),
-            media: media.map(Into::into),
+            media: media.into_iter().map(Into::into).collect(),
         }
     }
 

@@ -142,6 +142,7 @@ impl Dispatcher {
             replies.iter().map(|(name, reply)| (*name, reply)),
             &self.apology,
             &self.limits,
+            merge::Channel::of(&msg.from),
         );
         Ok(Answer {
             messages,

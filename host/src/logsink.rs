@@ -17,7 +17,6 @@
 
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 /// How long the writer lets lines gather before writing them.
@@ -32,12 +31,16 @@ pub struct LogSink {
     shared: Arc<Shared>,
 }
 
-/// Writes what is left and stops the writer thread when dropped.
+/// Writes what is left and stops the writer thread when dropped; waits
+/// for that at most [`FLUSH_WAIT`] (stderr may be a pipe nobody reads).
 #[must_use = "dropping the guard stops the log writer"]
 pub struct FlushGuard {
     shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    finished: std::sync::mpsc::Receiver<()>,
 }
+
+/// How long exiting waits for the last lines to be written.
+pub const FLUSH_WAIT: Duration = Duration::from_secs(1);
 
 struct Shared {
     state: Mutex<State>,
@@ -71,18 +74,19 @@ impl LogSink {
             lines: Condvar::new(),
             room: Condvar::new(),
         });
-        let thread = std::thread::Builder::new().name(name.to_owned()).spawn({
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::Builder::new().name(name.to_owned()).spawn({
             let shared = shared.clone();
-            move || write_batches(&shared, out)
+            move || {
+                write_batches(&shared, out);
+                let _ = done.send(());
+            }
         })?;
         Ok((
             LogSink {
                 shared: shared.clone(),
             },
-            FlushGuard {
-                shared,
-                thread: Some(thread),
-            },
+            FlushGuard { shared, finished },
         ))
     }
 
@@ -140,9 +144,8 @@ impl Drop for FlushGuard {
         self.shared.lock().closed = true;
         self.shared.lines.notify_one();
         self.shared.room.notify_all();
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
+        // A writer stuck on a full pipe is left behind: exiting matters more.
+        let _ = self.finished.recv_timeout(FLUSH_WAIT);
     }
 }
 
@@ -231,6 +234,23 @@ mod tests {
     }
 
     #[test]
+    fn exiting_does_not_wait_for_an_output_that_never_drains() {
+        let out = Out::default();
+        let stuck = out.stall.clone();
+        let _held = stuck.lock().unwrap();
+        let (sink, guard) = LogSink::spawn(out, "test-log").unwrap();
+        log(&sink, "never written\n");
+        std::thread::sleep(BATCH * 5); // the writer is now blocked in write
+        let started = std::time::Instant::now();
+        drop(guard);
+        let waited = started.elapsed();
+        assert!(
+            waited >= FLUSH_WAIT && waited < FLUSH_WAIT * 3,
+            "{waited:?}"
+        );
+    }
+
+    #[test]
     fn a_lone_line_is_written_without_waiting_for_more() {
         let out = Out::default();
         let (sink, _guard) = LogSink::spawn(out.clone(), "test-log").unwrap();
@@ -247,8 +267,9 @@ mod tests {
     #[test]
     fn a_stalled_output_holds_loggers_back_instead_of_losing_lines_or_growing() {
         let out = Out::default();
-        let stalled = out.stall.lock().unwrap();
         let (sink, guard) = LogSink::spawn(out.clone(), "test-log").unwrap();
+        // Dropped before the guard if an assertion fails: no hang.
+        let stalled = out.stall.lock().unwrap();
         let line = "x".repeat(999) + "\n";
         let logger = std::thread::spawn({
             let sink = sink.clone();

@@ -3,15 +3,17 @@
 //!
 //! - Every text goes into one body, in plugin order, separated by a blank
 //!   line.
-//! - The first media item rides in the first message, so the body is its
-//!   caption (the seed's "quote and a cat" reply); WhatsApp takes one media
-//!   item per message, so every further one gets a message of its own.
+//! - The first media rides in the first message, so the body is its
+//!   caption (the seed's "quote and a cat" reply). How many media a message
+//!   carries depends on the channel of the sender ([`Channel`]): WhatsApp
+//!   takes one per message, so every further one gets a message of its
+//!   own; SMS/MMS takes up to 10 in one message.
 //! - A body longer than Twilio's 1600 characters is split across messages,
 //!   at a line break or space where there is one.
 //! - Media must be absolute `http(s)` URLs of sane length; others are
 //!   dropped (and logged).
-//! - At most `max_messages` messages, which keeps the TwiML well under
-//!   Twilio's 64 kB whatever the characters.
+//! - At most `max_messages` messages, and media only while the TwiML stays
+//!   within `max_twiml_bytes` (Twilio refuses a reply over 64 kB).
 //! - Nothing to send at all → the apology.
 
 use crate::message::{Outgoing, Reply};
@@ -22,12 +24,17 @@ pub struct Limits {
     /// Characters per `<Body>`: Twilio's limit is 1600.
     pub max_body_chars: usize,
     /// Messages per answer. 5 × 1600 characters, each escaped to at most 6
-    /// bytes (`&quot;`), stays under Twilio's 64 kB response limit.
+    /// bytes (`&quot;`), leaves room for media under Twilio's 64 kB.
     pub max_messages: usize,
+    /// Media per SMS/MMS message: Twilio's limit is 10.
+    pub max_mms_media: usize,
     /// Longest media URL accepted.
     pub max_media_url: usize,
     /// Characters of one plugin's text kept (more could never be sent).
     pub max_text_chars: usize,
+    /// The TwiML document's size, escaped: media that would go past it are
+    /// dropped (Twilio's limit is 64 kB).
+    pub max_twiml_bytes: usize,
 }
 
 impl Default for Limits {
@@ -35,19 +42,54 @@ impl Default for Limits {
         Limits {
             max_body_chars: 1600,
             max_messages: 5,
+            max_mms_media: 10,
             max_media_url: 2048,
             max_text_chars: 5 * 1600,
+            max_twiml_bytes: 60_000,
         }
     }
 }
 
-/// Merges `replies` (already in plugin order) into the messages to send.
+/// The channel a message came in on, as its `From` tells: it decides how
+/// media are packed into messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// `From: whatsapp:+…`: one media per message.
+    WhatsApp,
+    /// Anything else (SMS/MMS): up to [`Limits::max_mms_media`] per message.
+    Sms,
+}
+
+impl Channel {
+    pub fn of(from: &str) -> Channel {
+        let whatsapp = from
+            .get(..9)
+            .is_some_and(|p| p.eq_ignore_ascii_case("whatsapp:"));
+        if whatsapp {
+            Channel::WhatsApp
+        } else {
+            Channel::Sms
+        }
+    }
+
+    fn media_per_message(self, limits: &Limits) -> usize {
+        match self {
+            Channel::WhatsApp => 1,
+            Channel::Sms => limits.max_mms_media.max(1),
+        }
+    }
+}
+
+/// Merges `replies` (already in plugin order) into the messages to send
+/// to a sender on `channel`.
 pub fn merge<'a>(
     replies: impl IntoIterator<Item = (&'a str, &'a Reply)>,
     apology: &str,
     limits: &Limits,
+    channel: Channel,
 ) -> Vec<Outgoing> {
     let replies: Vec<(&str, &Reply)> = replies.into_iter().collect();
+    let per_message = channel.media_per_message(limits);
     let texts_of = |reply: &'a Reply| {
         reply
             .text
@@ -63,13 +105,13 @@ pub fn merge<'a>(
         .count()
         .max(1);
     let share = (limits.max_text_chars / speakers).max(1);
-    // Likewise for the messages media items take.
+    // Likewise for the media the messages can carry.
     let showers = replies
         .iter()
         .filter(|(_, r)| !r.media.is_empty())
         .count()
         .max(1);
-    let media_share = (limits.max_messages / showers).max(1);
+    let media_share = (limits.max_messages * per_message / showers).max(1);
     let mut texts = Vec::new();
     let mut media = Vec::new();
     for (plugin, reply) in replies {
@@ -111,25 +153,13 @@ pub fn merge<'a>(
     }
 
     let body = texts.join("\n\n");
-    let mut chunks = split_body(&body, limits.max_body_chars.max(1)).into_iter();
-    let mut media = media.into_iter();
-    let mut out = Vec::new();
-    let first_body = chunks.next();
-    let first_media = media.next();
-    if first_body.is_some() || first_media.is_some() {
-        out.push(Outgoing {
-            body: first_body,
-            media: first_media.map(str::to_owned),
-        });
-    }
-    out.extend(chunks.map(|body| Outgoing {
-        body: Some(body),
-        media: None,
-    }));
-    out.extend(media.map(|url| Outgoing {
-        body: None,
-        media: Some(url.to_owned()),
-    }));
+    let mut out: Vec<Outgoing> = split_body(&body, limits.max_body_chars.max(1))
+        .into_iter()
+        .map(|body| Outgoing {
+            body: Some(body),
+            media: Vec::new(),
+        })
+        .collect();
     if out.len() > limits.max_messages {
         tracing::warn!(
             messages = out.len(),
@@ -138,7 +168,68 @@ pub fn merge<'a>(
         );
         out.truncate(limits.max_messages.max(1));
     }
+    // Media go into the first message, then into messages of their own,
+    // while there is room in the message count and in the document.
+    let mut room = limits
+        .max_twiml_bytes
+        .saturating_sub(DOCUMENT + out.iter().map(xml_size).sum::<usize>());
+    let mut slot = 0; // the message the next media goes into
+    let mut dropped = 0;
+    for url in media {
+        let size = MEDIA + escaped_len(url);
+        let in_slot = out.get(slot).map_or(0, |m| m.media.len());
+        if in_slot == per_message {
+            slot = out.len();
+        }
+        let opens = slot == out.len();
+        let cost = size + if opens { MESSAGE } else { 0 };
+        if cost > room || (opens && out.len() == limits.max_messages) {
+            dropped += 1;
+            continue;
+        }
+        room -= cost;
+        if opens {
+            out.push(Outgoing::default());
+        }
+        out[slot].media.push(url.to_owned());
+    }
+    if dropped > 0 {
+        tracing::warn!(dropped, "answer too long; media dropped");
+    }
     out
+}
+
+/// Bytes of the TwiML around the messages: the declaration and `<Response>`.
+const DOCUMENT: usize = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#.len();
+/// Bytes of an empty `<Message>`.
+const MESSAGE: usize = "<Message></Message>".len();
+/// Bytes of an empty `<Media>`.
+const MEDIA: usize = "<Media></Media>".len();
+/// Bytes of an empty `<Body>`.
+const BODY: usize = "<Body></Body>".len();
+
+/// What `m` adds to the TwiML at most.
+fn xml_size(m: &Outgoing) -> usize {
+    MESSAGE
+        + m.body.as_deref().map_or(0, |b| BODY + escaped_len(b))
+        + m.media
+            .iter()
+            .map(|u| MEDIA + escaped_len(u))
+            .sum::<usize>()
+}
+
+/// `text`'s length once escaped for XML, at most.
+fn escaped_len(text: &str) -> usize {
+    text.len()
+        + text
+            .bytes()
+            .map(|b| match b {
+                b'&' => 4,
+                b'<' | b'>' => 3,
+                b'"' | b'\'' => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
 }
 
 fn check_media(url: &str, limits: &Limits) -> Result<(), &'static str> {
@@ -191,7 +282,11 @@ mod tests {
             "\\PC{0,2000}",
             any::<String>(),
         ]);
-        let url = prop_oneof!["https://[a-z]{1,8}/[a-z0-9&<>?=]{0,20}", ".{0,30}"];
+        let url = prop_oneof![
+            "https://[a-z]{1,8}/[a-z0-9&<>?=]{0,20}",
+            ".{0,30}",
+            "https://x/[&\"']{1900,2030}",
+        ];
         (text, proptest::collection::vec(url, 0..15))
             .prop_map(|(text, media)| Reply { text, media })
     }
@@ -199,25 +294,29 @@ mod tests {
     proptest! {
         /// Whatever the plugins answer, the TwiML is well-formed XML within
         /// Twilio's limits: at most `max_messages` messages, each with a
-        /// body of at most 1600 characters or a media item, and far below
-        /// 64 kB.
+        /// body of at most 1600 characters or media (one on WhatsApp, at
+        /// most 10 on SMS), and under 64 kB.
         #[test]
         fn always_well_formed_and_within_limits(
-            replies in proptest::collection::vec(any_reply(), 0..6)
+            replies in proptest::collection::vec(any_reply(), 0..6),
+            whatsapp in any::<bool>(),
         ) {
             let named: Vec<(String, Reply)> =
                 replies.into_iter().enumerate().map(|(i, r)| (format!("p{i}"), r)).collect();
             let limits = Limits::default();
-            let out = merge(named.iter().map(|(n, r)| (n.as_str(), r)), SORRY, &limits);
+            let channel = if whatsapp { Channel::WhatsApp } else { Channel::Sms };
+            let out = merge(named.iter().map(|(n, r)| (n.as_str(), r)), SORRY, &limits, channel);
             prop_assert!(!out.is_empty() && out.len() <= limits.max_messages);
+            let per_message = if whatsapp { 1 } else { 10 };
             for m in &out {
-                prop_assert!(m.body.is_some() || m.media.is_some());
+                prop_assert!(m.body.is_some() || !m.media.is_empty());
+                prop_assert!(m.media.len() <= per_message);
                 if let Some(body) = &m.body {
                     prop_assert!(!body.is_empty() && body.chars().count() <= 1600);
                 }
             }
             let xml = crate::twiml::render(&out);
-            prop_assert!(xml.len() < 64_000, "{} bytes", xml.len());
+            prop_assert!(xml.len() <= limits.max_twiml_bytes, "{} bytes", xml.len());
             let mut reader = quick_xml::Reader::from_str(&xml);
             let mut messages = 0;
             loop {
@@ -249,17 +348,24 @@ mod tests {
         }
     }
     fn msg(body: Option<&str>, media: Option<&str>) -> Outgoing {
+        mms(body, media.as_slice())
+    }
+    fn mms(body: Option<&str>, media: &[&str]) -> Outgoing {
         Outgoing {
             body: body.map(Into::into),
-            media: media.map(Into::into),
+            media: media.iter().map(|u| u.to_string()).collect(),
         }
     }
-    fn run(replies: &[(&str, Reply)]) -> Vec<Outgoing> {
+    fn on(channel: Channel, replies: &[(&str, Reply)]) -> Vec<Outgoing> {
         merge(
             replies.iter().map(|(n, r)| (*n, r)),
             SORRY,
             &Limits::default(),
+            channel,
         )
+    }
+    fn run(replies: &[(&str, Reply)]) -> Vec<Outgoing> {
+        on(Channel::WhatsApp, replies)
     }
 
     /// Replies in plugin order, and the messages they must merge into.
@@ -339,7 +445,7 @@ mod tests {
         let long = word.repeat(400); // 4000 chars
         let out = run(&[("a", text(&long)), ("c", media(&["https://x/c"]))]);
         assert_eq!(out.len(), 3);
-        assert_eq!(out[0].media.as_deref(), Some("https://x/c"));
+        assert_eq!(out[0].media, ["https://x/c"]);
         for m in &out {
             let body = m.body.as_deref().unwrap();
             assert!(body.chars().count() <= 1600, "{}", body.len());
@@ -376,7 +482,7 @@ mod tests {
         assert!(out.len() <= Limits::default().max_messages);
         assert!(
             out.iter()
-                .any(|m| m.media.as_deref() == Some("https://cataas.com/cat"))
+                .any(|m| m.media.iter().any(|u| u == "https://cataas.com/cat"))
         );
         let bodies: Vec<&str> = out.iter().filter_map(|m| m.body.as_deref()).collect();
         assert!(bodies.concat().ends_with("Q - A"), "{:?}", bodies.last());
@@ -397,5 +503,49 @@ mod tests {
     fn overlong_media_urls_are_dropped() {
         let long = format!("https://x/{}", "a".repeat(5000));
         assert_eq!(run(&[("a", media(&[&long]))]), vec![msg(Some(SORRY), None)]);
+    }
+
+    #[test]
+    fn the_channel_is_told_by_from() {
+        assert_eq!(Channel::of("whatsapp:+14155550100"), Channel::WhatsApp);
+        assert_eq!(Channel::of("WhatsApp:+14155550100"), Channel::WhatsApp);
+        assert_eq!(Channel::of("+14155550100"), Channel::Sms);
+        assert_eq!(Channel::of(""), Channel::Sms);
+        assert_eq!(Channel::of("whats"), Channel::Sms);
+        assert_eq!(Channel::of("é"), Channel::Sms);
+    }
+
+    #[test]
+    fn an_mms_carries_up_to_ten_media_in_one_message() {
+        let urls: Vec<String> = (0..12).map(|i| format!("https://x/{i}")).collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let replies = [("quote", text("Q - A")), ("pictures", media(&urls))];
+        assert_eq!(
+            on(Channel::Sms, &replies),
+            [mms(Some("Q - A"), &urls[..10]), mms(None, &urls[10..])]
+        );
+        // The same answer on WhatsApp: one media per message, five messages.
+        let whatsapp = on(Channel::WhatsApp, &replies);
+        assert_eq!(whatsapp.len(), 5);
+        assert!(whatsapp.iter().all(|m| m.media.len() == 1));
+        // The seed's "quote and a cat" is one message on both.
+        let cat = [("quote", text("Q - A")), ("cat", media(&["https://c/1"]))];
+        assert_eq!(on(Channel::Sms, &cat), on(Channel::WhatsApp, &cat));
+    }
+
+    #[test]
+    fn media_stop_where_the_twiml_would_pass_its_size_limit() {
+        // Ten URLs that escape to 10 kB each: together far past 64 kB.
+        let urls: Vec<String> = (0..10)
+            .map(|i| format!("https://x/{i}?{}", "&".repeat(2000)))
+            .collect();
+        let urls: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let out = on(Channel::Sms, &[("a", media(&urls))]);
+        let kept = out[0].media.len();
+        assert!((1..10).contains(&kept), "{kept}");
+        assert_eq!(out[0].media, urls[..kept]);
+        let xml = crate::twiml::render(&out);
+        assert!(xml.len() <= Limits::default().max_twiml_bytes);
+        assert!(xml.len() > Limits::default().max_twiml_bytes - 11_000);
     }
 }

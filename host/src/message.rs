@@ -76,7 +76,8 @@ pub struct Reply {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Outgoing {
     pub body: Option<String>,
-    pub media: Option<String>,
+    /// Its media URLs: one at most on WhatsApp, up to 10 on SMS/MMS.
+    pub media: Vec<String>,
 }
 
 #[cfg(test)]

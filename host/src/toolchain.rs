@@ -172,7 +172,8 @@ fn build_rust(source: &Path, target_dir: &Path, out: &Path) -> Result<(), BuildE
 }
 
 fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
-    let tool = installed(COMPONENTIZE_PY, &tools_dir()?, install_python)?;
+    let python = require("python3", PYTHON)?;
+    let tool = installed(COMPONENTIZE_PY, &tools_dir()?, &python, install_python)?;
     let mut cmd = Command::new(tool);
     cmd.current_dir(source)
         .arg("-d")
@@ -183,7 +184,9 @@ fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError>
 }
 
 fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
-    let tool = installed(COMPONENTIZE_JS, &tools_dir()?, install_js)?;
+    let node = require("node", NODE)?;
+    require("npm", NODE)?;
+    let tool = installed(COMPONENTIZE_JS, &tools_dir()?, &node, install_js)?;
     let absolute = |p: &Path| std::path::absolute(p).map_err(|e| BuildError::Io(e.to_string()));
     let mut cmd = Command::new(tool);
     cmd.current_dir(source)
@@ -211,34 +214,45 @@ pub fn tools_dir() -> Result<PathBuf, BuildError> {
 }
 
 /// The executable of `tool` in `tools`, installed there first by
-/// `install(folder)` if it is not yet: once, under a lock (builds running
-/// at the same time wait for one install), and all or nothing (a marker
-/// file is written last; an install cut short is started again).
+/// `install(folder)` if it is not yet, or was installed for another
+/// `runtime` (the `python3`/`node` it runs on: a venv does not survive a
+/// Python upgrade): once, under a lock (builds running at the same time
+/// wait for one install), and all or nothing (a marker file is written
+/// last; an install cut short is started again).
 pub fn installed(
     tool: Tool,
     tools: &Path,
+    runtime: &str,
     install: impl FnOnce(Tool, &Path) -> Result<(), BuildError>,
 ) -> Result<PathBuf, BuildError> {
     let folder = tools.join(format!("{}-{}", tool.name, tool.version));
     let exe = executable(tool, &folder);
     let done = folder.join(".installed");
-    if done.is_file() {
-        return Ok(exe);
-    }
+    let marker = format!("{}\n{}\n", tool.package, runtime.trim());
+    let ready = || exe.is_file() && std::fs::read_to_string(&done).is_ok_and(|m| m == marker);
     let io = |what: &str, path: &Path, e: std::io::Error| {
         BuildError::Io(format!("cannot {what} {}: {e}", path.display()))
     };
     // Whoever can write here can make wasmbot run their programs.
     crate::runtime::private_cache_dir(tools).map_err(|why| {
         BuildError::Io(format!(
-            "not using the tools folder {}: {why}",
+            "not using the tools folder {}: {why} (or remove it: wasmbot creates it anew)",
             tools.display()
         ))
     })?;
+    if ready() {
+        return Ok(exe);
+    }
     let lock_path = tools.join(format!("{}-{}.lock", tool.name, tool.version));
     let lock = std::fs::File::create(&lock_path).map_err(|e| io("create", &lock_path, e))?;
+    if let Err(std::fs::TryLockError::WouldBlock) = lock.try_lock() {
+        eprintln!(
+            "wasmbot: waiting for another build that is installing {} {}",
+            tool.name, tool.version
+        );
+    }
     lock.lock().map_err(|e| io("lock", &lock_path, e))?;
-    if done.is_file() {
+    if ready() {
         return Ok(exe); // installed while we waited
     }
     if folder.exists() {
@@ -262,7 +276,7 @@ pub fn installed(
             exe.display()
         )));
     }
-    std::fs::write(&done, tool.package).map_err(|e| io("write", &done, e))?;
+    std::fs::write(&done, marker).map_err(|e| io("write", &done, e))?;
     Ok(exe)
 }
 
@@ -275,54 +289,60 @@ fn executable(tool: Tool, folder: &Path) -> PathBuf {
     }
 }
 
-/// A private venv with the tool from PyPI.
+/// A private venv with the tool from PyPI (wheels only: nothing is
+/// compiled or run from a source package).
 fn install_python(tool: Tool, folder: &Path) -> Result<(), BuildError> {
-    require(
-        "python3",
-        "install Python 3 (Debian/Ubuntu: apt-get install python3 python3-venv)",
-    )?;
+    let tools = folder.parent().unwrap_or(folder);
     let mut venv = Command::new("python3");
-    venv.args(["-m", "venv"]).arg(folder);
+    // -I: no PYTHONPATH, user site or current folder on the way.
+    venv.args(["-I", "-m", "venv"])
+        .arg(folder)
+        .current_dir(tools);
     run(
         venv,
         "python3 -m venv (Debian/Ubuntu need: apt-get install python3-venv)",
     )?;
-    let mut pip = Command::new(folder.join("bin/pip"));
+    let mut pip = Command::new(folder.join("bin/python"));
     pip.args([
+        "-I",
+        "-m",
+        "pip",
         "install",
         "--quiet",
         "--disable-pip-version-check",
         "--no-input",
+        "--only-binary=:all:",
         tool.package,
-    ]);
+    ])
+    .current_dir(tools);
     run(pip, &format!("pip install {}", tool.package))
 }
 
 /// A private npm prefix with the tool from npm.
 fn install_js(tool: Tool, folder: &Path) -> Result<(), BuildError> {
-    const NODE: &str =
-        "install Node.js 18 or later with npm (Debian/Ubuntu: apt-get install nodejs npm)";
-    require("node", NODE)?;
-    require("npm", NODE)?;
+    let tools = folder.parent().unwrap_or(folder);
     let mut npm = Command::new("npm");
-    npm.arg("install").arg("--prefix").arg(folder).args([
-        "--no-audit",
-        "--no-fund",
-        "--loglevel=error",
-        tool.package,
-    ]);
+    npm.arg("install")
+        .arg("--prefix")
+        .arg(folder)
+        .args(["--no-audit", "--no-fund", "--loglevel=error", tool.package])
+        .current_dir(tools);
     run(npm, &format!("npm install {}", tool.package))
 }
 
-/// `program --version` runs, or the error says how to install it.
-fn require(program: &str, install: &str) -> Result<(), BuildError> {
-    match run_output(program, &["--version"]) {
-        Some(_) => Ok(()),
-        None => Err(BuildError::Missing {
-            tool: program.into(),
-            install: install.into(),
-        }),
-    }
+/// What Python plugins need of the system.
+const PYTHON: &str = "install Python 3 (Debian/Ubuntu: apt-get install python3 python3-venv)";
+/// What JavaScript plugins need of the system.
+const NODE: &str =
+    "install Node.js 18 or later with npm (Debian/Ubuntu: apt-get install nodejs npm)";
+
+/// What `program --version` prints, or an error that says how to
+/// install it.
+fn require(program: &str, install: &str) -> Result<String, BuildError> {
+    run_output(program, &["--version"]).ok_or_else(|| BuildError::Missing {
+        tool: program.into(),
+        install: install.into(),
+    })
 }
 
 fn run(mut cmd: Command, tool: &str) -> Result<(), BuildError> {
@@ -395,7 +415,9 @@ mod tests {
         let runs = std::sync::atomic::AtomicUsize::new(0);
         let exes: Vec<PathBuf> = std::thread::scope(|s| {
             let handles: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| installed(fake_tool("t"), tools.path(), fake_install(&runs))))
+                .map(|_| {
+                    s.spawn(|| installed(fake_tool("t"), tools.path(), "rt 1", fake_install(&runs)))
+                })
                 .collect();
             handles
                 .into_iter()
@@ -404,14 +426,22 @@ mod tests {
         });
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert!(exes.iter().all(|e| e == &tools.path().join("t-1.0/bin/t")));
-        installed(fake_tool("t"), tools.path(), fake_install(&runs)).unwrap();
+        installed(fake_tool("t"), tools.path(), "rt 1", fake_install(&runs)).unwrap();
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Another python3/node under it (a venv does not survive that),
+        // or its executable gone: installed again.
+        installed(fake_tool("t"), tools.path(), "rt 2", fake_install(&runs)).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+        std::fs::remove_file(&exes[0]).unwrap();
+        installed(fake_tool("t"), tools.path(), "rt 2", fake_install(&runs)).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 3);
+        assert!(exes[0].is_file());
     }
 
     #[test]
     fn a_failed_or_interrupted_install_is_started_again() {
         let tools = tempfile::tempdir().unwrap();
-        let failed = installed(fake_tool("t"), tools.path(), |_, folder: &Path| {
+        let failed = installed(fake_tool("t"), tools.path(), "rt 1", |_, folder: &Path| {
             std::fs::create_dir_all(folder.join("bin")).unwrap();
             Err(BuildError::Failed {
                 tool: "pip".into(),
@@ -427,11 +457,11 @@ mod tests {
         std::fs::create_dir_all(tools.path().join("t-1.0/bin")).unwrap();
         std::fs::write(tools.path().join("t-1.0/bin/t"), "half").unwrap();
         let runs = std::sync::atomic::AtomicUsize::new(0);
-        let exe = installed(fake_tool("t"), tools.path(), fake_install(&runs)).unwrap();
+        let exe = installed(fake_tool("t"), tools.path(), "rt 1", fake_install(&runs)).unwrap();
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
         assert_eq!(std::fs::read_to_string(exe).unwrap(), "#!/bin/sh\n");
         // An installer that leaves no executable is an error, not a success.
-        let empty = installed(fake_tool("u"), tools.path(), |_, _: &Path| Ok(()));
+        let empty = installed(fake_tool("u"), tools.path(), "rt 1", |_, _: &Path| Ok(()));
         assert!(matches!(empty, Err(BuildError::Io(m)) if m.contains("left no")));
     }
 
@@ -444,7 +474,7 @@ mod tests {
         std::fs::create_dir(&tools).unwrap();
         std::fs::set_permissions(&tools, std::fs::Permissions::from_mode(0o777)).unwrap();
         let runs = std::sync::atomic::AtomicUsize::new(0);
-        let e = installed(fake_tool("t"), &tools, fake_install(&runs)).unwrap_err();
+        let e = installed(fake_tool("t"), &tools, "rt 1", fake_install(&runs)).unwrap_err();
         assert!(e.to_string().contains("others may write"), "{e}");
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
     }

@@ -29,7 +29,7 @@ pub fn render(messages: &[Outgoing]) -> String {
                         if let Some(body) = &m.body {
                             text_element(w, "Body", body)?;
                         }
-                        if let Some(url) = &m.media {
+                        for url in &m.media {
                             text_element(w, "Media", url)?;
                         }
                         Ok(())
@@ -73,7 +73,7 @@ mod tests {
     fn msg(body: Option<&str>, media: Option<&str>) -> Outgoing {
         Outgoing {
             body: body.map(Into::into),
-            media: media.map(Into::into),
+            media: media.into_iter().map(Into::into).collect(),
         }
     }
 
@@ -84,6 +84,13 @@ mod tests {
             (
                 vec![msg(Some("hi"), None)],
                 "<Response><Message><Body>hi</Body></Message></Response>",
+            ),
+            (
+                vec![Outgoing {
+                    body: None,
+                    media: vec!["https://x/1".into(), "https://x/2?a=1&b=2".into()],
+                }],
+                "<Response><Message><Media>https://x/1</Media><Media>https://x/2?a=1&amp;b=2</Media></Message></Response>",
             ),
             (
                 vec![msg(Some("Q - A"), Some("https://cataas.com/cat"))],

@@ -228,7 +228,7 @@ async fn hostile_plugins_hurt_only_themselves() {
         let cat = answer
             .messages
             .iter()
-            .filter(|m| m.media.as_deref() == Some(CAT_URL));
+            .filter(|m| m.media.iter().any(|u| u == CAT_URL));
         assert_eq!(cat.count(), 1, "{attack}: {:?}", answer.messages);
         let bodies: Vec<&str> = answer
             .messages

@@ -33,6 +33,46 @@ async fn the_seeds_conversations() {
     bot.stop().await;
 }
 
+/// Merge by channel: two plugins that each send a picture make one MMS
+/// over SMS (up to 10 media per message) and two messages on WhatsApp
+/// (one media per message), with the quote as the first one's caption.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_sms_gets_its_pictures_in_one_message_whatsapp_one_per_message() {
+    let stub = Stub::start().await;
+    let url = stub.url("/random");
+    let files = [
+        ("quote.wasm", QUOTE),
+        ("cat.wasm", CAT),
+        ("kitten.wasm", CAT),
+    ];
+    let bot = Bot::start(&files, |c| {
+        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
+    })
+    .await;
+    let body = "a quote and a cat";
+    let whatsapp = bot.message(body).await;
+    assert_eq!(
+        whatsapp.twiml(),
+        twiml(&[(Some(STUB_QUOTE), Some(CAT_URL)), (None, Some(CAT_URL))])
+    );
+    let mut sms = whatsapp_form(body);
+    for (name, value) in &mut sms {
+        match name.as_str() {
+            "From" => *value = "+14155550100".into(),
+            "To" => *value = "+14155238886".into(),
+            _ => {}
+        }
+    }
+    let sms = bot.post_form(&sms, &[]).await;
+    assert_eq!(
+        sms.twiml(),
+        format!(
+            r#"<?xml version="1.0" encoding="UTF-8"?><Response><Message><Body>{STUB_QUOTE}</Body><Media>{CAT_URL}</Media><Media>{CAT_URL}</Media></Message></Response>"#
+        )
+    );
+    bot.stop().await;
+}
+
 /// Triggers (contract 0.2): a message starts only the plugins whose
 /// triggers it matches; a plugin built for 0.1 still gets every message.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,11 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use wasmbot::merge::{Limits, merge};
+use wasmbot::merge::{Channel, Limits, merge};
 use wasmbot::message::Reply;
 use wasmbot::twiml::render;
 
-fuzz_target!(|replies: Vec<(Option<String>, Vec<String>)>| {
+fuzz_target!(|input: (bool, Vec<(Option<String>, Vec<String>)>)| {
+    let (whatsapp, replies) = input;
+    let channel = if whatsapp { Channel::WhatsApp } else { Channel::Sms };
     let replies: Vec<(String, Reply)> = replies
         .into_iter()
         .enumerate()
@@ -18,16 +20,18 @@ fuzz_target!(|replies: Vec<(Option<String>, Vec<String>)>| {
         replies.iter().map(|(n, r)| (n.as_str(), r)),
         "sorry",
         &limits,
+        channel,
     );
     assert!(!out.is_empty() && out.len() <= limits.max_messages);
     for m in &out {
-        assert!(m.body.is_some() || m.media.is_some());
+        assert!(m.body.is_some() || !m.media.is_empty());
+        assert!(m.media.len() <= if whatsapp { 1 } else { limits.max_mms_media });
         if let Some(body) = &m.body {
             assert!(body.chars().count() <= limits.max_body_chars);
         }
     }
     let xml = render(&out);
-    assert!(xml.len() < 64_000);
+    assert!(xml.len() <= limits.max_twiml_bytes);
     let mut reader = quick_xml::Reader::from_str(&xml);
     loop {
         match reader.read_event() {
