@@ -101,7 +101,8 @@ pub enum LoadError {
     TooBig(String),
     #[error(
         "built for {found}, but this host implements {WIT_PACKAGE}@{WIT_VERSION} \
-         (plugins for {WIT_PACKAGE}@{compatible} load); rebuild it against this repo's wit/"
+         (plugins for {WIT_PACKAGE}@{compatible} load); rebuild it against this host's contract \
+         (`wasmbot wit` writes it out)"
     )]
     Incompatible { found: String, compatible: String },
     #[error(

@@ -55,9 +55,15 @@ enum Command {
         /// The plugins folder
         #[arg(long, env = "WASMBOT_PLUGINS", default_value = "plugins")]
         plugins: std::path::PathBuf,
-        /// The WIT folder of the plugin contract [default: the nearest wit/ above the plugins folder]
+        /// The WIT folder of the plugin contract, for plugins without a wit/ of their own [default: the nearest wit/ above the plugins folder, else the contract built into wasmbot]
         #[arg(long)]
         wit: Option<std::path::PathBuf>,
+    },
+    /// Write the plugin contract this wasmbot implements (wasmbot.wit) into DIR
+    Wit {
+        /// The folder to write wasmbot.wit into
+        #[arg(default_value = "wit")]
+        dir: std::path::PathBuf,
     },
     /// Load one component, validate it against the plugin contract, show
     /// what it declares and run it on a sample message
@@ -171,14 +177,27 @@ next: wasmbot build {name}   (then it answers \"ping\" in a running bot, or: was
             plugins,
             wit,
         }) => {
-            let wit = match wit.or_else(|| wasmbot::toolchain::find_wit(&plugins)) {
-                Some(wit) => wit,
-                None => anyhow::bail!(
-                    "no wit/wasmbot.wit above {}; pass --wit DIR",
-                    plugins.display()
-                ),
+            // Plugins without a wit/ of their own are built against
+            // --wit, the repo's (the nearest wit/ above), else the
+            // contract built into this binary.
+            let built_in = tempfile::tempdir().context("a temporary folder")?;
+            let (wit, root) = match wit.or_else(|| wasmbot::toolchain::find_wit(&plugins)) {
+                Some(wit) => {
+                    let root = std::path::absolute(&wit)?
+                        .parent()
+                        .map_or_else(|| ".".into(), ToOwned::to_owned);
+                    (wit, root)
+                }
+                None => {
+                    wasmbot::scaffold::write_wit(built_in.path())?;
+                    let plugins = std::path::absolute(&plugins)?;
+                    let root = plugins
+                        .parent()
+                        .map_or_else(|| ".".into(), ToOwned::to_owned);
+                    (built_in.path().to_owned(), root)
+                }
             };
-            let target_dir = wasmbot::toolchain::default_target_dir(&wit);
+            let target_dir = wasmbot::toolchain::default_target_dir(&root);
             let mut failed = 0;
             for source in wasmbot::toolchain::sources(&plugins, &names)? {
                 match wasmbot::toolchain::build(&source, &wit, &target_dir) {
@@ -192,6 +211,16 @@ next: wasmbot build {name}   (then it answers \"ping\" in a running bot, or: was
             if failed > 0 {
                 anyhow::bail!("{failed} plugin(s) failed to build");
             }
+            Ok(())
+        }
+        Some(Command::Wit { dir }) => {
+            let path = wasmbot::scaffold::write_wit(&dir)?;
+            println!(
+                "wrote {} ({}@{})",
+                path.display(),
+                wasmbot::runtime::WIT_PACKAGE,
+                wasmbot::runtime::WIT_VERSION
+            );
             Ok(())
         }
         Some(Command::Check {

@@ -1,7 +1,9 @@
 //! `wasmbot new --lang LANG NAME`: a new plugin in `plugins/NAME/`, made
 //! from the templates in `host/templates/LANG/` (built into the binary).
 //! It answers `ping` with `pong` and shows configuration, logging and
-//! outbound HTTP.
+//! outbound HTTP. The plugin gets the contract it is written against in
+//! its own `wit/` folder ([`WIT`], built into the binary), so it builds
+//! anywhere: in this repo or in an empty folder with only the binary.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +13,20 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+}
+
+/// The plugin contract this binary implements: `wit/wasmbot.wit`, built
+/// in. `wasmbot new` puts it in every new plugin, `wasmbot wit` writes it
+/// out.
+pub const WIT: &str = include_str!("../../wit/wasmbot.wit");
+
+/// Writes [`WIT`] into `dir` (created if needed) as `wasmbot.wit`.
+pub fn write_wit(dir: &Path) -> Result<PathBuf, ScaffoldError> {
+    let path = dir.join("wasmbot.wit");
+    std::fs::create_dir_all(dir)
+        .and_then(|()| std::fs::write(&path, WIT))
+        .map_err(|e| ScaffoldError::Write(path.clone(), e))?;
+    Ok(path)
 }
 
 /// A template file: its path in the new plugin and its text.
@@ -74,6 +90,7 @@ pub fn new(plugins_dir: &Path, lang: Lang, name: &str) -> Result<PathBuf, Scaffo
         };
         write().map_err(|e| ScaffoldError::Write(path.clone(), e))?;
     }
+    write_wit(&dir.join("wit"))?;
     Ok(dir)
 }
 
@@ -91,6 +108,8 @@ mod tests {
         assert!(!lib.contains("{{"), "a placeholder was left");
         let toml = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
         assert!(toml.contains(r#"name = "echo-bot""#));
+        let wit = std::fs::read_to_string(made.join("wit/wasmbot.wit")).unwrap();
+        assert_eq!(wit, WIT);
 
         let made = new(dir.path(), Lang::Python, "dice").unwrap();
         let app = std::fs::read_to_string(made.join("app.py")).unwrap();
@@ -100,6 +119,16 @@ mod tests {
         let js = std::fs::read_to_string(made.join("plugin.js")).unwrap();
         assert!(js.contains("name: 'js-bot'") && js.contains("WASMBOT_JS_BOT__REPLY"));
         assert!(!js.contains("{{"));
+    }
+
+    #[test]
+    fn the_built_in_wit_is_the_contract_the_host_implements() {
+        let package = format!(
+            "package {}@{};",
+            crate::runtime::WIT_PACKAGE,
+            crate::runtime::WIT_VERSION
+        );
+        assert!(WIT.contains(&package), "{package}");
     }
 
     #[test]

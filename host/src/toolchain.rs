@@ -82,18 +82,31 @@ pub fn find_wit(start: &Path) -> Option<PathBuf> {
 }
 
 /// Where Rust plugins are compiled: `$CARGO_TARGET_DIR/wasm-guests`, else
-/// `target/wasm-guests` next to `wit/` — shared with the build scripts'
-/// guest builds, so dependencies compile once.
-pub fn default_target_dir(wit: &Path) -> PathBuf {
+/// `target/wasm-guests` in `root` (the repo, next to its `wit/`: shared
+/// with the build scripts' guest builds, so dependencies compile once; or
+/// the folder that holds `plugins/`).
+pub fn default_target_dir(root: &Path) -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .unwrap_or_else(|| wit.parent().unwrap_or(Path::new(".")).join("target"))
+        .unwrap_or_else(|| root.join("target"))
         .join("wasm-guests")
 }
 
+/// The WIT a plugin is built against: its own `wit/` (every `wasmbot new`
+/// plugin has one: the contract it was written against) if it has one,
+/// else `fallback`.
+pub fn wit_for(source: &Path, fallback: &Path) -> PathBuf {
+    let own = source.join("wit");
+    if own.join("wasmbot.wit").is_file() {
+        own
+    } else {
+        fallback.to_owned()
+    }
+}
+
 /// Builds the plugin in `source` into `plugins_dir/NAME.wasm` (NAME: the
-/// folder's name) against `wit`, compiling Rust in `target_dir`; returns
-/// the path of the component.
+/// folder's name) against its own `wit/`, else `wit`, compiling Rust in
+/// `target_dir`; returns the path of the component.
 pub fn build(source: &Path, wit: &Path, target_dir: &Path) -> Result<PathBuf, BuildError> {
     let name = source
         .file_name()
@@ -107,6 +120,7 @@ pub fn build(source: &Path, wit: &Path, target_dir: &Path) -> Result<PathBuf, Bu
     }
     let plugins_dir = source.parent().unwrap_or(Path::new("."));
     let out = plugins_dir.join(format!("{name}.wasm"));
+    let wit = &wit_for(source, wit);
     let temp = plugins_dir.join(format!(".{name}.wasm.tmp"));
     if source.join("Cargo.toml").is_file() {
         build_rust(source, target_dir, &temp)?;
@@ -384,7 +398,7 @@ mod tests {
         let found = sources(&plugins, &[]).unwrap();
         assert_eq!(found, [plugins.join("a"), plugins.join("b")]);
         let wit = dir.path().join("wit");
-        let built = build(&plugins.join("a"), &wit, &default_target_dir(&wit));
+        let built = build(&plugins.join("a"), &wit, &default_target_dir(dir.path()));
         assert!(matches!(built, Err(BuildError::UnknownLanguage(_))));
     }
     fn fake_tool(name: &'static str) -> Tool {

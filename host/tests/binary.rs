@@ -618,3 +618,57 @@ fn a_slowloris_flood_does_not_starve_webhooks() {
     eprintln!("SIGTERM with 200 slow clients open: stopped in {took:?}");
     assert!(took < Duration::from_secs(3), "{took:?}");
 }
+
+/// A plugin author with only the binary, in an empty folder (no repo, no
+/// `wit/` anywhere above): `wasmbot new`, `wasmbot build` and
+/// `wasmbot chat -m ping` answer pong for Rust, Python and JavaScript.
+/// Each new plugin carries the contract in its own `wit/`; one without it
+/// is built against the contract built into the binary, which
+/// `wasmbot wit` writes out.
+#[test]
+fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    // The user's own cache (the Python and JavaScript toolchains are
+    // installed there once, as for any build) and the repo's target
+    // folder (the Rust dependencies are compiled there already).
+    let cache = std::env::var("XDG_CACHE_HOME")
+        .ok()
+        .filter(|c| !c.is_empty())
+        .unwrap_or_else(|| format!("{}/.cache", std::env::var("HOME").unwrap()));
+    let env = [
+        ("XDG_CACHE_HOME", cache),
+        (
+            "CARGO_TARGET_DIR",
+            repo.join("target").to_string_lossy().into_owned(),
+        ),
+    ];
+    let wasmbot = |args: &[&str]| {
+        let (ok, out, err) = run_in(dir.path(), args, &env);
+        assert!(ok, "wasmbot {args:?}\n{out}{err}");
+        out
+    };
+    for (lang, name) in [("rust", "hi-rust"), ("python", "hi-py"), ("js", "hi-js")] {
+        wasmbot(&["new", "--lang", lang, name]);
+        let own = dir
+            .path()
+            .join("plugins")
+            .join(name)
+            .join("wit/wasmbot.wit");
+        assert!(own.is_file(), "{lang}: no wit/ in the new plugin");
+    }
+    // One plugin without a contract of its own: the built-in one is used.
+    std::fs::remove_dir_all(dir.path().join("plugins/hi-py/wit")).unwrap();
+    let built = wasmbot(&["build"]);
+    let installed = built.lines().filter(|l| l.starts_with("built plugins/"));
+    assert_eq!(installed.count(), 3, "{built}");
+    let chat = wasmbot(&["chat", "-m", "ping"]);
+    assert_eq!(chat.matches("pong").count(), 3, "{chat}");
+
+    let wrote = wasmbot(&["wit"]);
+    assert!(wrote.contains("wasmbot:plugin@0.2.0"), "{wrote}");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("wit/wasmbot.wit")).unwrap(),
+        std::fs::read_to_string(repo.join("wit/wasmbot.wit")).unwrap()
+    );
+}

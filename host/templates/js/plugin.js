@@ -2,7 +2,7 @@
 //
 // Answers "ping" with "pong" (setting `reply`), and "status" with the HTTP
 // status of its `status_url` setting. The imports are the host's
-// interfaces from the repo's WIT; `wasmbot build {{name}}` makes the
+// interfaces from wit/wasmbot.wit; `wasmbot build {{name}}` makes the
 // component with componentize-js. Records are objects with camelCase
 // fields, enums are strings, option<T> is T or undefined; a WIT result
 // error from an import is thrown (its `payload` is { tag, val }), and

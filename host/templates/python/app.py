@@ -2,7 +2,7 @@
 
 Answers "ping" with "pong" (setting `reply`), and "status" with the HTTP
 status of its `status_url` setting. The `wit_world` bindings are generated
-by componentize-py from the repo's WIT when the plugin is built.
+by componentize-py from wit/wasmbot.wit (the contract) when the plugin is built.
 """
 
 from typing import Optional

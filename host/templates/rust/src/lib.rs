@@ -10,8 +10,8 @@ pub fn answer(body: &str, reply: &str) -> Option<String> {
 
 #[cfg(target_arch = "wasm32")]
 mod component {
-    // Bindings generated from the repo's WIT, the plugin contract.
-    wit_bindgen::generate!({ path: "../../wit", world: "behaviour" });
+    // Bindings generated from wit/wasmbot.wit, the plugin contract.
+    wit_bindgen::generate!({ path: "wit", world: "behaviour" });
 
     use exports::wasmbot::plugin::handler::Guest;
     use wasmbot::plugin::http::{Method, Request};
