@@ -36,6 +36,15 @@ const RUST: &[Template] = &[
     ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
     ("src/lib.rs", include_str!("../templates/rust/src/lib.rs")),
     ("README.md", include_str!("../templates/rust/README.md")),
+    // The SDK (sdk/rust), until it is published: a plugin builds anywhere.
+    (
+        "wasmbot-plugin/Cargo.toml",
+        include_str!("../../sdk/rust/Cargo.toml"),
+    ),
+    (
+        "wasmbot-plugin/src/lib.rs",
+        include_str!("../../sdk/rust/src/lib.rs"),
+    ),
 ];
 
 const PYTHON: &[Template] = &[
@@ -79,11 +88,15 @@ pub fn new(plugins_dir: &Path, lang: Lang, name: &str) -> Result<PathBuf, Scaffo
         Lang::Js => JS,
     };
     let env_name = name.to_ascii_uppercase().replace('-', "_");
-    for (path, text) in templates {
-        let path = dir.join(path);
-        let text = text
-            .replace("{{name}}", name)
-            .replace("{{env_name}}", &env_name);
+    for (file, text) in templates {
+        let path = dir.join(file);
+        let text = if file.starts_with("wasmbot-plugin/") {
+            // The SDK's bindings read the contract from the plugin's wit/.
+            text.replace(r#"path: "../../wit""#, r#"path: "../wit""#)
+        } else {
+            text.replace("{{name}}", name)
+                .replace("{{env_name}}", &env_name)
+        };
         let write = || -> std::io::Result<()> {
             std::fs::create_dir_all(path.parent().expect("a file in the plugin folder"))?;
             std::fs::write(&path, text)
@@ -103,13 +116,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let made = new(dir.path(), Lang::Rust, "echo-bot").unwrap();
         let lib = std::fs::read_to_string(made.join("src/lib.rs")).unwrap();
-        assert!(lib.contains(r#"name: "echo-bot".into()"#));
+        assert!(lib.contains(r#"wasmbot_plugin::info("echo-bot","#));
         assert!(lib.contains("WASMBOT_ECHO_BOT__REPLY"));
         assert!(!lib.contains("{{"), "a placeholder was left");
         let toml = std::fs::read_to_string(made.join("Cargo.toml")).unwrap();
         assert!(toml.contains(r#"name = "echo-bot""#));
         let wit = std::fs::read_to_string(made.join("wit/wasmbot.wit")).unwrap();
         assert_eq!(wit, WIT);
+        let sdk = std::fs::read_to_string(made.join("wasmbot-plugin/src/lib.rs")).unwrap();
+        assert!(sdk.contains(r#"path: "../wit""#) && !sdk.contains("../../wit"));
 
         let made = new(dir.path(), Lang::Python, "dice").unwrap();
         let app = std::fs::read_to_string(made.join("app.py")).unwrap();

@@ -621,7 +621,8 @@ fn a_slowloris_flood_does_not_starve_webhooks() {
 
 /// A plugin author with only the binary, in an empty folder (no repo, no
 /// `wit/` anywhere above): `wasmbot new`, `wasmbot build` and
-/// `wasmbot chat -m ping` answer pong for Rust, Python and JavaScript.
+/// `wasmbot chat -m ping` answer pong for Rust, Python and JavaScript, and
+/// the Rust plugin's native tests pass (the SDK comes with it).
 /// Each new plugin carries the contract in its own `wit/`; one without it
 /// is built against the contract built into the binary, which
 /// `wasmbot wit` writes out.
@@ -664,6 +665,24 @@ fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
     assert_eq!(installed.count(), 3, "{built}");
     let chat = wasmbot(&["chat", "-m", "ping"]);
     assert_eq!(chat.matches("pong").count(), 3, "{chat}");
+    // The Rust plugin's own tests run natively, on the SDK's test helpers.
+    let native = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
+        .args([
+            "test",
+            "--quiet",
+            "--manifest-path",
+            "plugins/hi-rust/Cargo.toml",
+        ])
+        .current_dir(dir.path())
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .output()
+        .unwrap();
+    assert!(
+        native.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&native.stdout),
+        String::from_utf8_lossy(&native.stderr)
+    );
 
     let wrote = wasmbot(&["wit"]);
     assert!(wrote.contains("wasmbot:plugin@0.2.0"), "{wrote}");

@@ -1,6 +1,8 @@
 //! The `cat` behaviour: a message containing "cat" gets a cat picture.
 //! No I/O: the reply carries the picture's URL and Twilio fetches it.
 
+use wasmbot_plugin::{Message, Plugin, PluginInfo, Reply, Trigger};
+
 /// Cat as a Service: a random cat picture per request.
 pub const DEFAULT_URL: &str = "https://cataas.com/cat";
 
@@ -14,50 +16,39 @@ pub fn wants_cat(body: &str) -> bool {
     body.to_lowercase().contains(KEYWORD)
 }
 
-#[cfg(target_arch = "wasm32")]
-mod component {
-    wit_bindgen::generate!({ path: "../../wit", world: "behaviour" });
+pub struct Cat;
 
-    use exports::wasmbot::plugin::handler::Guest;
-    use wasmbot::plugin::config;
-    use wasmbot::plugin::types::{Message, PluginInfo, Reply, Setting, Trigger};
-
-    struct Cat;
-
-    impl Guest for Cat {
-        fn describe() -> PluginInfo {
-            PluginInfo {
-                name: "cat".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                description: "Answers \"cat\" with a cat picture".into(),
-                priority: 200,
-                settings: vec![Setting {
-                    key: "url".into(),
-                    default: Some(super::DEFAULT_URL.into()),
-                    description: "URL of the picture Twilio fetches".into(),
-                }],
-                triggers: vec![Trigger::Contains(super::KEYWORD.into())],
-            }
-        }
-
-        fn handle(msg: Message) -> Result<Option<Reply>, String> {
-            if !super::wants_cat(&msg.body) {
-                return Ok(None);
-            }
-            let url = config::get("url").unwrap_or_else(|| super::DEFAULT_URL.into());
-            Ok(Some(Reply {
-                text: None,
-                media: vec![url],
-            }))
-        }
+impl Plugin for Cat {
+    fn describe() -> PluginInfo {
+        wasmbot_plugin::info(
+            "cat",
+            env!("CARGO_PKG_VERSION"),
+            "Answers \"cat\" with a cat picture",
+        )
+        .priority(200)
+        .setting(
+            "url",
+            Some(DEFAULT_URL),
+            "URL of the picture Twilio fetches",
+        )
+        .trigger(Trigger::Contains(KEYWORD.into()))
     }
 
-    export!(Cat);
+    fn handle(msg: Message) -> Result<Option<Reply>, String> {
+        if !wants_cat(&msg.body) {
+            return Ok(None);
+        }
+        let url = wasmbot_plugin::config("url").unwrap_or_else(|| DEFAULT_URL.into());
+        Ok(Some(Reply::media(url)))
+    }
 }
+
+wasmbot_plugin::export!(Cat);
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use wasmbot_plugin::testing;
 
     #[test]
     fn answers_cat_in_any_case_and_position() {
@@ -67,5 +58,16 @@ mod tests {
         for body in ["", "hello", "ca t", "dog"] {
             assert!(!wants_cat(body), "{body}");
         }
+    }
+
+    #[test]
+    fn answers_with_the_configured_picture_and_stays_silent_otherwise() {
+        let reply = Cat::handle(testing::message("a cat please")).unwrap();
+        assert_eq!(reply.unwrap().media, [DEFAULT_URL]);
+        testing::set_config("url", "https://example.com/cat.jpg");
+        let reply = Cat::handle(testing::message("CAT")).unwrap();
+        assert_eq!(reply.unwrap().media, ["https://example.com/cat.jpg"]);
+        assert!(Cat::handle(testing::message("dog")).unwrap().is_none());
+        assert_eq!(Cat::describe().priority, 200);
     }
 }
