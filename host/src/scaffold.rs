@@ -49,11 +49,18 @@ const RUST: &[Template] = &[
 
 const PYTHON: &[Template] = &[
     ("app.py", include_str!("../templates/python/app.py")),
+    ("logic.py", include_str!("../templates/python/logic.py")),
+    (
+        "test_logic.py",
+        include_str!("../templates/python/test_logic.py"),
+    ),
     ("README.md", include_str!("../templates/python/README.md")),
 ];
 
 const JS: &[Template] = &[
     ("plugin.js", include_str!("../templates/js/plugin.js")),
+    ("logic.js", include_str!("../templates/js/logic.js")),
+    ("test.mjs", include_str!("../templates/js/test.mjs")),
     ("README.md", include_str!("../templates/js/README.md")),
 ];
 

@@ -37,18 +37,24 @@ fn build(source: &Path, wit: &Path) -> String {
 
 /// Runs an example's own native tests (`program args…` in its folder).
 fn native_tests(example: &str, program: &str, args: &[&str]) {
+    native_tests_in(&repo().join("plugins").join(example), program, args);
+}
+
+/// Runs the native tests of the plugin in `folder`; what they printed.
+fn native_tests_in(folder: &Path, program: &str, args: &[&str]) -> String {
     let out = std::process::Command::new(program)
         .args(args)
-        .current_dir(repo().join("plugins").join(example))
+        .current_dir(folder)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .output()
         .unwrap_or_else(|e| panic!("{program}: {e}"));
-    assert!(
-        out.status.success(),
+    let printed = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    assert!(out.status.success(), "{printed}");
+    printed
 }
 
 /// Builds the example `plugins/<example>` from a copy of `files` in `ws`.
@@ -93,7 +99,10 @@ async fn a_new_rust_plugin_builds_and_answers_ping() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_python_plugin_builds_and_answers_ping() {
-    let (_ws, component) = new_plugin("py-ping", Lang::Python);
+    let (ws, component) = new_plugin("py-ping", Lang::Python);
+    let folder = ws.path().join("plugins/py-ping");
+    let ran = native_tests_in(&folder, "python3", &["-m", "unittest", "-v"]);
+    assert!(ran.contains("Ran 1 test"), "{ran}");
     answers(&component, "PING", "pong").await;
 }
 
@@ -143,7 +152,9 @@ async fn the_python_dice_example_answers_next_to_quote_and_cat() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_js_plugin_builds_and_answers_ping() {
-    let (_ws, component) = new_plugin("js-ping", Lang::Js);
+    let (ws, component) = new_plugin("js-ping", Lang::Js);
+    let ran = native_tests_in(&ws.path().join("plugins/js-ping"), "node", &["--test"]);
+    assert!(ran.contains("# pass 1"), "{ran}");
     answers(&component, "ping", "pong").await;
 }
 

@@ -11,11 +11,7 @@
 import { get } from 'wasmbot:plugin/config@0.2.0';
 import { log } from 'wasmbot:plugin/log@0.2.0';
 import { send } from 'wasmbot:plugin/http@0.2.0';
-
-/** The decision logic: what to answer `body` with, if anything. */
-export function answer(body, reply) {
-  return body.trim().toLowerCase() === 'ping' ? reply : null;
-}
+import { answer } from './logic.js';
 
 export const handler = {
   describe() {

@@ -8,13 +8,9 @@ by componentize-py from wit/wasmbot.wit (the contract) when the plugin is built.
 from typing import Optional
 
 from componentize_py_types import Err
+from logic import answer
 from wit_world import exports
 from wit_world.imports import config, http, log, types
-
-
-def answer(body: str, reply: str) -> Optional[str]:
-    """The decision logic, plain Python."""
-    return reply if body.strip().lower() == "ping" else None
 
 
 class Handler(exports.Handler):
