@@ -691,3 +691,41 @@ fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
         std::fs::read_to_string(repo.join("wit/wasmbot.wit")).unwrap()
     );
 }
+
+/// On a machine without python3 or node, `wasmbot build` says which
+/// package provides them and builds nothing; the other plugins still build.
+#[test]
+fn a_missing_python_or_node_is_named_with_its_package() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let env = [(
+        "XDG_CACHE_HOME",
+        cache.path().to_string_lossy().into_owned(),
+    )];
+    for (lang, name) in [("python", "py"), ("js", "js")] {
+        let (ok, out, err) = run_in(dir.path(), &["new", "--lang", lang, name], &env);
+        assert!(ok, "{out}{err}");
+    }
+    // No PATH: neither python3 nor node (nor npm) can be found.
+    let out = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("build")
+        .current_dir(dir.path())
+        .env("PATH", "")
+        .env("XDG_CACHE_HOME", cache.path())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("python3 is not installed; install Python 3 (Debian/Ubuntu: apt-get install python3 python3-venv)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("node is not installed; install Node.js 18 or later with npm (Debian/Ubuntu: apt-get install nodejs npm)"),
+        "{err}"
+    );
+    assert!(err.contains("2 plugin(s) failed to build"), "{err}");
+    assert!(!dir.path().join("plugins/py.wasm").exists());
+    // Nothing was installed.
+    assert!(!cache.path().join("wasmbot/tools").exists());
+}
