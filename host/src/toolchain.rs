@@ -200,7 +200,14 @@ fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError>
 fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
     let node = require("node", NODE)?;
     require("npm", NODE)?;
-    let tool = installed(COMPONENTIZE_JS, &tools_dir()?, &node, install_js)?;
+    // Another node, or another lock, is another install.
+    let lock: String = <sha2::Sha256 as sha2::Digest>::digest(JS_LOCK.as_bytes())
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let runtime = format!("{} (lock {lock})", node.trim());
+    let tool = installed(COMPONENTIZE_JS, &tools_dir()?, &runtime, install_js)?;
     let absolute = |p: &Path| std::path::absolute(p).map_err(|e| BuildError::Io(e.to_string()));
     let mut cmd = Command::new(tool);
     cmd.current_dir(source)
@@ -332,16 +339,30 @@ fn install_python(tool: Tool, folder: &Path) -> Result<(), BuildError> {
     run(pip, &format!("pip install {}", tool.package))
 }
 
-/// A private npm prefix with the tool from npm.
+/// The npm project componentize-js is installed from: the tool and every
+/// package under it at the versions and hashes this wasmbot was tested
+/// with (`host/tools/componentize-js/`; regenerate the lock with
+/// `npm install --package-lock-only` there when the version moves).
+const JS_PACKAGE: &str = include_str!("../tools/componentize-js/package.json");
+const JS_LOCK: &str = include_str!("../tools/componentize-js/package-lock.json");
+
+/// A private npm prefix with the tool and its locked dependencies
+/// (`npm ci`: exactly the lock, integrity hashes checked).
 fn install_js(tool: Tool, folder: &Path) -> Result<(), BuildError> {
     let tools = folder.parent().unwrap_or(folder);
+    for (name, text) in [("package.json", JS_PACKAGE), ("package-lock.json", JS_LOCK)] {
+        let path = folder.join(name);
+        std::fs::create_dir_all(folder)
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| BuildError::Io(format!("cannot write {}: {e}", path.display())))?;
+    }
     let mut npm = Command::new("npm");
-    npm.arg("install")
+    npm.arg("ci")
         .arg("--prefix")
         .arg(folder)
-        .args(["--no-audit", "--no-fund", "--loglevel=error", tool.package])
+        .args(["--no-audit", "--no-fund", "--loglevel=error"])
         .current_dir(tools);
-    run(npm, &format!("npm install {}", tool.package))
+    run(npm, &format!("npm ci ({})", tool.package))
 }
 
 /// What Python plugins need of the system.
@@ -491,6 +512,21 @@ mod tests {
         let e = installed(fake_tool("t"), &tools, "rt 1", fake_install(&runs)).unwrap_err();
         assert!(e.to_string().contains("others may write"), "{e}");
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 0);
+    }
+
+    #[test]
+    fn the_npm_lock_pins_the_componentize_js_we_name() {
+        let lock: serde_json::Value = serde_json::from_str(JS_LOCK).unwrap();
+        let package: serde_json::Value = serde_json::from_str(JS_PACKAGE).unwrap();
+        let name = "@bytecodealliance/componentize-js";
+        assert_eq!(package["dependencies"][name], COMPONENTIZE_JS.version);
+        let locked = &lock["packages"][format!("node_modules/{name}")];
+        assert_eq!(locked["version"], COMPONENTIZE_JS.version);
+        assert!(locked["integrity"].as_str().unwrap().starts_with("sha512-"));
+        assert_eq!(
+            COMPONENTIZE_JS.package,
+            format!("{name}@{}", COMPONENTIZE_JS.version)
+        );
     }
 
     #[test]
