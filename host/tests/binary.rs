@@ -344,15 +344,28 @@ fn check_validates_describes_and_tries_a_component() {
         "name:        cat",
         "url = \"https://cataas.com/cat\"",
         "WASMBOT_CAT__URL",
-        // A declared URL is a request; only the operator grants.
-        "asks for:    cataas.com (its url setting)",
+        // cat imports no HTTP interface: its URL (the picture Twilio
+        // fetches) asks for nothing, and nobody is told to grant it.
+        "asks for:    no host",
         "may reach:   no host",
-        "not granted: cataas.com; to grant, put in wasmbot.toml:\n\
-         \x20                [plugins.cat]\n\
-         \x20                allowed_hosts = \"cataas.com\"\n\
-         \x20              or set WASMBOT_CAT__ALLOWED_HOSTS=cataas.com",
         "message \"a cat\"",
         "media: https://cataas.com/cat",
+    ] {
+        assert!(out.contains(expected), "{expected:?} not in:\n{out}");
+    }
+    assert!(!out.contains("not granted"), "{out}");
+    // quote sends requests: a declared URL is a request; only the
+    // operator grants.
+    let quote = plugins_dir().join("quote.wasm");
+    let (ok, out, err) = run(&["check", quote.to_str().unwrap(), "-m", "hello"], &[], "");
+    assert!(ok, "{err}");
+    for expected in [
+        "asks for:    api.quotable.io (its url setting)",
+        "may reach:   no host",
+        "not granted: api.quotable.io; to grant, put in wasmbot.toml:\n\
+         \x20                [plugins.quote]\n\
+         \x20                allowed_hosts = \"api.quotable.io\"\n\
+         \x20              or set WASMBOT_QUOTE__ALLOWED_HOSTS=api.quotable.io",
     ] {
         assert!(out.contains(expected), "{expected:?} not in:\n{out}");
     }

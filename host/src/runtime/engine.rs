@@ -284,7 +284,19 @@ impl Runtime {
             value: untrusted(&e.to_string(), 300),
         })?;
 
-        let grant = grant(&info);
+        let mut grant = grant(&info);
+        // A component that imports no HTTP interface can send no request,
+        // whatever its URL defaults name (cat's is the picture Twilio
+        // fetches): it asks for no host, and nobody is told to grant one.
+        let sends_http = component
+            .component_type()
+            .imports(&self.engine)
+            .any(|(name, _)| {
+                name.starts_with(&format!("{WIT_PACKAGE}/http@")) || name.starts_with("wasi:http/")
+            });
+        if !sends_http {
+            grant.requests.clear();
+        }
         let outbound = Outbound::new(self.limits.http.clone(), grant.allow_list())
             .map_err(|e| LoadError::Internal(e.to_string()))?;
         Ok(Plugin::new(
