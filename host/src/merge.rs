@@ -17,6 +17,7 @@
 //! - Nothing to send at all → the apology.
 
 use crate::message::{Outgoing, Reply};
+use crate::twiml;
 
 /// Bounds on what one answer may contain.
 #[derive(Debug, Clone)]
@@ -170,19 +171,19 @@ pub fn merge<'a>(
     }
     // Media go into the first message, then into messages of their own,
     // while there is room in the message count and in the document.
-    let mut room = limits
-        .max_twiml_bytes
-        .saturating_sub(DOCUMENT + out.iter().map(xml_size).sum::<usize>());
+    let mut room = limits.max_twiml_bytes.saturating_sub(
+        twiml::DOCUMENT_BYTES + out.iter().map(twiml::message_bytes).sum::<usize>(),
+    );
     let mut slot = 0; // the message the next media goes into
     let mut dropped = 0;
     for url in media {
-        let size = MEDIA + escaped_len(url);
+        let size = twiml::media_bytes(url);
         let in_slot = out.get(slot).map_or(0, |m| m.media.len());
         if in_slot == per_message {
             slot = out.len();
         }
         let opens = slot == out.len();
-        let cost = size + if opens { MESSAGE } else { 0 };
+        let cost = size + if opens { twiml::MESSAGE_BYTES } else { 0 };
         if cost > room || (opens && out.len() == limits.max_messages) {
             dropped += 1;
             continue;
@@ -197,39 +198,6 @@ pub fn merge<'a>(
         tracing::warn!(dropped, "answer too long; media dropped");
     }
     out
-}
-
-/// Bytes of the TwiML around the messages: the declaration and `<Response>`.
-const DOCUMENT: usize = r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#.len();
-/// Bytes of an empty `<Message>`.
-const MESSAGE: usize = "<Message></Message>".len();
-/// Bytes of an empty `<Media>`.
-const MEDIA: usize = "<Media></Media>".len();
-/// Bytes of an empty `<Body>`.
-const BODY: usize = "<Body></Body>".len();
-
-/// What `m` adds to the TwiML at most.
-fn xml_size(m: &Outgoing) -> usize {
-    MESSAGE
-        + m.body.as_deref().map_or(0, |b| BODY + escaped_len(b))
-        + m.media
-            .iter()
-            .map(|u| MEDIA + escaped_len(u))
-            .sum::<usize>()
-}
-
-/// `text`'s length once escaped for XML, at most.
-fn escaped_len(text: &str) -> usize {
-    text.len()
-        + text
-            .bytes()
-            .map(|b| match b {
-                b'&' => 4,
-                b'<' | b'>' => 3,
-                b'"' | b'\'' => 5,
-                _ => 0,
-            })
-            .sum::<usize>()
 }
 
 fn check_media(url: &str, limits: &Limits) -> Result<(), &'static str> {

@@ -1,6 +1,6 @@
 //! `wasmbot build [NAME…]`: builds the plugin sources in `plugins/*/` into
-//! `plugins/NAME.wasm`, always against the repo's WIT. Each language's own
-//! tool does the work. The Python and JavaScript tools are installed by
+//! `plugins/NAME.wasm`, against the plugin's own `wit/`, else the repo's or
+//! the one built into the binary. Each language's own tool does the work. The Python and JavaScript tools are installed by
 //! wasmbot itself, pinned, into its cache folder the first time they are
 //! needed (componentize-py into a private venv, componentize-js into a
 //! private npm prefix); what it cannot install (python3, node, the Rust
@@ -16,6 +16,7 @@ pub const COMPONENTIZE_PY: Tool = Tool {
     name: "componentize-py",
     version: "0.25.1",
     package: "componentize-py==0.25.1",
+    executable: "bin/componentize-py",
 };
 
 /// The componentize-js wasmbot installs and builds JavaScript plugins with.
@@ -23,6 +24,7 @@ pub const COMPONENTIZE_JS: Tool = Tool {
     name: "componentize-js",
     version: "0.23.0",
     package: "@bytecodealliance/componentize-js@0.23.0",
+    executable: "node_modules/.bin/componentize-js",
 };
 
 /// A build tool wasmbot installs for itself, at one version.
@@ -32,6 +34,8 @@ pub struct Tool {
     pub version: &'static str,
     /// What the package manager is asked for.
     pub package: &'static str,
+    /// Where the installed executable is, in the tool's folder.
+    pub executable: &'static str,
 }
 
 /// What went wrong building one plugin.
@@ -247,7 +251,7 @@ pub fn installed(
     install: impl FnOnce(Tool, &Path) -> Result<(), BuildError>,
 ) -> Result<PathBuf, BuildError> {
     let folder = tools.join(format!("{}-{}", tool.name, tool.version));
-    let exe = executable(tool, &folder);
+    let exe = folder.join(tool.executable);
     let done = folder.join(".installed");
     let marker = format!("{}\n{}\n", tool.package, runtime.trim());
     let ready = || exe.is_file() && std::fs::read_to_string(&done).is_ok_and(|m| m == marker);
@@ -299,15 +303,6 @@ pub fn installed(
     }
     std::fs::write(&done, marker).map_err(|e| io("write", &done, e))?;
     Ok(exe)
-}
-
-/// Where an installed tool's executable is in its folder.
-fn executable(tool: Tool, folder: &Path) -> PathBuf {
-    if tool.name == COMPONENTIZE_JS.name {
-        folder.join("node_modules/.bin").join(tool.name)
-    } else {
-        folder.join("bin").join(tool.name)
-    }
 }
 
 /// A private venv with the tool from PyPI (wheels only: nothing is
@@ -422,11 +417,13 @@ mod tests {
         let built = build(&plugins.join("a"), &wit, &default_target_dir(dir.path()));
         assert!(matches!(built, Err(BuildError::UnknownLanguage(_))));
     }
+
     fn fake_tool(name: &'static str) -> Tool {
         Tool {
             name,
             version: "1.0",
             package: "fake==1.0",
+            executable: "bin/t",
         }
     }
 
@@ -437,7 +434,7 @@ mod tests {
         move |tool, folder| {
             runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(50));
-            let exe = executable(tool, folder);
+            let exe = folder.join(tool.executable);
             std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
             std::fs::write(exe, "#!/bin/sh\n").unwrap();
             Ok(())

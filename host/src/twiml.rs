@@ -42,6 +42,43 @@ pub fn render(messages: &[Outgoing]) -> String {
     String::from_utf8(w.into_inner()).expect("quick-xml writes UTF-8 from UTF-8 input")
 }
 
+/// Bytes of the document around the messages: the declaration and
+/// `<Response>`.
+pub const DOCUMENT_BYTES: usize =
+    r#"<?xml version="1.0" encoding="UTF-8"?><Response></Response>"#.len();
+/// Bytes of an empty `<Message>`.
+pub const MESSAGE_BYTES: usize = "<Message></Message>".len();
+
+/// The most bytes `m` adds to the document ([`render`] may write fewer:
+/// it drops characters XML forbids).
+pub fn message_bytes(m: &Outgoing) -> usize {
+    MESSAGE_BYTES
+        + m.body
+            .as_deref()
+            .map_or(0, |b| "<Body></Body>".len() + escaped_len(b))
+        + m.media.iter().map(|u| media_bytes(u)).sum::<usize>()
+}
+
+/// The most bytes a `<Media>` of `url` adds to a message.
+pub fn media_bytes(url: &str) -> usize {
+    "<Media></Media>".len() + escaped_len(url)
+}
+
+/// `text`'s length once escaped, at most (every character quick-xml may
+/// escape counted as escaped).
+fn escaped_len(text: &str) -> usize {
+    text.len()
+        + text
+            .bytes()
+            .map(|b| match b {
+                b'&' => 4,
+                b'<' | b'>' => 3,
+                b'"' | b'\'' => 5,
+                _ => 0,
+            })
+            .sum::<usize>()
+}
+
 fn text_element(w: &mut Writer<Vec<u8>>, name: &str, text: &str) -> std::io::Result<()> {
     let clean = xml_chars(text);
     w.create_element(name)
@@ -75,6 +112,22 @@ mod tests {
             body: body.map(Into::into),
             media: media.into_iter().map(Into::into).collect(),
         }
+    }
+
+    #[test]
+    fn the_size_bounds_hold_and_are_exact_for_plain_text() {
+        let plain = Outgoing {
+            body: Some("Q - A".into()),
+            media: vec!["https://x/1".into(), "https://x/2".into()],
+        };
+        let exact = render(std::slice::from_ref(&plain)).len() - DECL.len();
+        assert_eq!(exact, DOCUMENT_BYTES - DECL.len() + message_bytes(&plain));
+        let escaped = Outgoing {
+            body: Some("a & b < c \"d\" 'e' \u{1}".into()),
+            media: vec!["https://x/?a=1&b=<2>".into()],
+        };
+        let bound = DOCUMENT_BYTES + message_bytes(&escaped);
+        assert!(render(&[escaped]).len() <= bound);
     }
 
     #[test]

@@ -4,8 +4,16 @@ use std::time::Duration;
 use wasmbot_tests::fixture::*;
 
 async fn quote_and_cat(stub: &Stub) -> Bot {
-    let url = stub.url("/random");
-    Bot::start(&[("quote.wasm", QUOTE), ("cat.wasm", CAT)], |c| {
+    with_quotes_from(
+        stub.url("/random"),
+        &[("quote.wasm", QUOTE), ("cat.wasm", CAT)],
+    )
+    .await
+}
+
+/// A bot with `files`, its quote plugin pointed at `url`.
+async fn with_quotes_from(url: String, files: &[PluginFile<'_>]) -> Bot {
+    Bot::start(files, |c| {
         c.env.insert("WASMBOT_QUOTE__URL".into(), url);
     })
     .await
@@ -39,16 +47,12 @@ async fn the_seeds_conversations() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_sms_gets_its_pictures_in_one_message_whatsapp_one_per_message() {
     let stub = Stub::start().await;
-    let url = stub.url("/random");
     let files = [
         ("quote.wasm", QUOTE),
         ("cat.wasm", CAT),
         ("kitten.wasm", CAT),
     ];
-    let bot = Bot::start(&files, |c| {
-        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
-    })
-    .await;
+    let bot = with_quotes_from(stub.url("/random"), &files).await;
     let body = "a quote and a cat";
     let whatsapp = bot.message(body).await;
     assert_eq!(
@@ -78,16 +82,12 @@ async fn an_sms_gets_its_pictures_in_one_message_whatsapp_one_per_message() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_starts_only_the_plugins_it_triggers() {
     let stub = Stub::start().await;
-    let url = stub.url("/counted");
     let files = [
         ("quote.wasm", QUOTE),
         ("cat.wasm", CAT),
         ("trap.wasm", TRAP),
     ];
-    let bot = Bot::start(&files, |c| {
-        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
-    })
-    .await;
+    let bot = with_quotes_from(stub.url("/counted"), &files).await;
     let sent = ["hello", "cat", "quote", "a Quote and a cat", "politely"];
     for body in sent {
         bot.message(body).await;
@@ -232,11 +232,7 @@ async fn unknown_and_repeated_params_reach_the_plugins_untouched() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_lets_messages_in_flight_finish() {
     let stub = Stub::start().await;
-    let slow = stub.url("/slow");
-    let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
-        c.env.insert("WASMBOT_QUOTE__URL".into(), slow);
-    })
-    .await;
+    let bot = with_quotes_from(stub.url("/slow"), &[("quote.wasm", QUOTE)]).await;
     let in_flight = bot.message_in_background("quote");
     tokio::time::sleep(Duration::from_millis(150)).await;
     bot.stop().await;
@@ -247,11 +243,7 @@ async fn shutdown_lets_messages_in_flight_finish() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_with_the_same_idempotency_token_gets_the_same_reply() {
     let stub = Stub::start().await;
-    let url = stub.url("/counted");
-    let bot = Bot::start(&[("quote.wasm", QUOTE)], |c| {
-        c.env.insert("WASMBOT_QUOTE__URL".into(), url);
-    })
-    .await;
+    let bot = with_quotes_from(stub.url("/counted"), &[("quote.wasm", QUOTE)]).await;
     let form = whatsapp_form("quote");
     let token = |t| [("i-twilio-idempotency-token", t)];
     let first = bot.post_form(&form, &token("t-1")).await.twiml().to_owned();

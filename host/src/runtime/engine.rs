@@ -288,12 +288,11 @@ impl Runtime {
         // A component that imports no HTTP interface can send no request,
         // whatever its URL defaults name (cat's is the picture Twilio
         // fetches): it asks for no host, and nobody is told to grant one.
+        let ours = format!("{WIT_PACKAGE}/http@");
         let sends_http = component
             .component_type()
             .imports(&self.engine)
-            .any(|(name, _)| {
-                name.starts_with(&format!("{WIT_PACKAGE}/http@")) || name.starts_with("wasi:http/")
-            });
+            .any(|(name, _)| name.starts_with(&ours) || name.starts_with("wasi:http/"));
         if !sends_http {
             grant.requests.clear();
         }
