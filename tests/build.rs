@@ -62,6 +62,20 @@ const GUESTS: &[(&str, Guest<'static>)] = &[
             dir: "tests/guests/greedy",
         },
     ),
+    (
+        "JOKE",
+        Guest {
+            package: "wasmbot-plugin-joke",
+            dir: "plugins/joke",
+        },
+    ),
+    (
+        "FETCHER",
+        Guest {
+            package: "wasmbot-fixture-fetcher",
+            dir: "tests/guests/fetcher",
+        },
+    ),
 ];
 
 fn main() {

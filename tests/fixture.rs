@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use wasmbot::config::Config;
 
-pub use crate::{CAT, GREEDY, HOSTILE, IMPOSTOR, QUOTE, SPIN, TRAP, V2};
+pub use crate::{CAT, FETCHER, GREEDY, HOSTILE, IMPOSTOR, JOKE, QUOTE, SPIN, TRAP, V2};
+
+/// What the stub's `/joke` answers (to `Accept: text/plain`).
+pub const STUB_JOKE: &str = "I only know 25 letters of the alphabet. I don't know y.";
 
 /// What the stub's `/random` answers, in quotable's shape.
 pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
@@ -19,7 +22,9 @@ pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
 /// for other words), `/host` (says which `Host` header it received),
 /// `/auth` (says which `Authorization` it received), `/redirect-auth-same`
 /// and `/redirect-auth-other` (redirect to `/auth` on this host, or on
-/// `localhost`).
+/// `localhost`), `/echo` (POST: says how many bytes of which content type
+/// it got), `/big` (2 MiB of `x`), `/joke` (a plain-text joke, as
+/// icanhazdadjoke.com answers `Accept: text/plain`).
 pub struct Stub {
     pub addr: SocketAddr,
 }
@@ -107,6 +112,33 @@ impl Stub {
                 "/redirect-auth-other",
                 get(move || async move {
                     axum::response::Redirect::temporary(&format!("http://localhost:{port}/auth"))
+                }),
+            )
+            .route(
+                "/echo",
+                axum::routing::post(
+                    |headers: axum::http::HeaderMap, body: axum::body::Bytes| async move {
+                        let kind = headers
+                            .get("content-type")
+                            .and_then(|h| h.to_str().ok())
+                            .unwrap_or("(none)")
+                            .to_owned();
+                        format!("got {} bytes of {kind}", body.len())
+                    },
+                ),
+            )
+            .route("/big", get(|| async { "x".repeat(2 << 20) }))
+            .route(
+                "/joke",
+                get(|headers: axum::http::HeaderMap| async move {
+                    let plain = headers
+                        .get("accept")
+                        .is_some_and(|a| a.as_bytes().starts_with(b"text/plain"));
+                    if plain {
+                        STUB_JOKE.to_owned()
+                    } else {
+                        "<html>ask for text/plain</html>".to_owned()
+                    }
                 }),
             )
             .route(

@@ -53,7 +53,9 @@ pub struct HttpResponse {
 pub enum HttpError {
     #[error("invalid URL: {0}")]
     InvalidUrl(String),
-    #[error("host not allowed for this plugin: {0}")]
+    /// Refused by the policy: a host not granted, a non-public address,
+    /// a method or the request limit.
+    #[error("refused: {0}")]
     Denied(String),
     #[error("timed out")]
     Timeout,
@@ -194,16 +196,43 @@ impl Outbound {
         &self.allow
     }
 
-    /// Performs `req` if every URL on the way is allowed.
+    /// Performs `req` if every URL on the way is allowed, following
+    /// redirects of GET and HEAD (each hop checked): the `http` import.
     pub async fn send(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
-        tokio::time::timeout(self.limits.timeout, self.send_inner(req))
+        self.send_within(req, true, self.limits.timeout).await
+    }
+
+    /// Performs `req` if its URL is allowed, and hands back a redirect as
+    /// it came (the caller's next request is checked in turn), within
+    /// `within` or the operator's time limit, whichever is shorter:
+    /// `wasi:http`, whose clients follow redirects themselves.
+    pub async fn send_once(
+        &self,
+        req: HttpRequest,
+        within: Option<Duration>,
+    ) -> Result<HttpResponse, HttpError> {
+        let limit = within.map_or(self.limits.timeout, |t| t.min(self.limits.timeout));
+        self.send_within(req, false, limit).await
+    }
+
+    async fn send_within(
+        &self,
+        req: HttpRequest,
+        redirects: bool,
+        limit: Duration,
+    ) -> Result<HttpResponse, HttpError> {
+        tokio::time::timeout(limit, self.send_inner(req, redirects))
             .await
             .unwrap_or(Err(HttpError::Timeout))
     }
 
-    async fn send_inner(&self, req: HttpRequest) -> Result<HttpResponse, HttpError> {
+    async fn send_inner(
+        &self,
+        req: HttpRequest,
+        redirects: bool,
+    ) -> Result<HttpResponse, HttpError> {
         let mut url = parse(&req.url)?;
-        let follows = matches!(req.method, Method::Get | Method::Head);
+        let follows = redirects && matches!(req.method, Method::Get | Method::Head);
         let mut hops = 0;
         // Headers that steer the connection or name another site are the
         // host's to set, never the plugin's (a `Host` of its choosing would

@@ -17,20 +17,41 @@ pub enum Lang {
 
 /// The plugin contract this binary implements: `wit/wasmbot.wit`, built
 /// in. `wasmbot new` puts it in every new plugin, `wasmbot wit` writes it
-/// out.
+/// out, with [`WIT_DEPS`].
 pub const WIT: &str = include_str!("../../wit/wasmbot.wit");
 
-/// Writes [`WIT`] into `dir` (created if needed) as `wasmbot.wit`.
+/// The WASI packages the contract's world refers to (`wasi:http` and what
+/// it uses), as `wit/deps/` holds them.
+pub const WIT_DEPS: &[Template] = &[
+    ("deps/cli.wit", include_str!("../../wit/deps/cli.wit")),
+    ("deps/clocks.wit", include_str!("../../wit/deps/clocks.wit")),
+    (
+        "deps/filesystem.wit",
+        include_str!("../../wit/deps/filesystem.wit"),
+    ),
+    ("deps/http.wit", include_str!("../../wit/deps/http.wit")),
+    ("deps/io.wit", include_str!("../../wit/deps/io.wit")),
+    ("deps/random.wit", include_str!("../../wit/deps/random.wit")),
+    (
+        "deps/sockets.wit",
+        include_str!("../../wit/deps/sockets.wit"),
+    ),
+];
+
+/// Writes [`WIT`] into `dir` (created if needed) as `wasmbot.wit`, and
+/// [`WIT_DEPS`] into `dir/deps/`; the path of `wasmbot.wit`.
 pub fn write_wit(dir: &Path) -> Result<PathBuf, ScaffoldError> {
-    let path = dir.join("wasmbot.wit");
-    std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::write(&path, WIT))
-        .map_err(|e| ScaffoldError::Write(path.clone(), e))?;
-    Ok(path)
+    for (file, text) in [("wasmbot.wit", WIT)].iter().chain(WIT_DEPS) {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().expect("a file in the wit folder"))
+            .and_then(|()| std::fs::write(&path, text))
+            .map_err(|e| ScaffoldError::Write(path.clone(), e))?;
+    }
+    Ok(dir.join("wasmbot.wit"))
 }
 
 /// A template file: its path in the new plugin and its text.
-type Template = (&'static str, &'static str);
+pub type Template = (&'static str, &'static str);
 
 const RUST: &[Template] = &[
     ("Cargo.toml", include_str!("../templates/rust/Cargo.toml")),
@@ -53,6 +74,10 @@ const PYTHON: &[Template] = &[
     (
         "test_logic.py",
         include_str!("../templates/python/test_logic.py"),
+    ),
+    (
+        "wasmbot_http.py",
+        include_str!("../templates/python/wasmbot_http.py"),
     ),
     ("README.md", include_str!("../templates/python/README.md")),
 ];
@@ -130,6 +155,8 @@ mod tests {
         assert!(toml.contains(r#"name = "echo-bot""#));
         let wit = std::fs::read_to_string(made.join("wit/wasmbot.wit")).unwrap();
         assert_eq!(wit, WIT);
+        let http = std::fs::read_to_string(made.join("wit/deps/http.wit")).unwrap();
+        assert!(http.starts_with("package wasi:http@"));
         let sdk = std::fs::read_to_string(made.join("wasmbot-plugin/src/lib.rs")).unwrap();
         assert!(sdk.contains(r#"path: "../wit""#) && !sdk.contains("../../wit"));
 
@@ -151,6 +178,19 @@ mod tests {
             crate::runtime::WIT_VERSION
         );
         assert!(WIT.contains(&package), "{package}");
+        // Every file of wit/deps is built in, as it is in the repo.
+        let deps = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit/deps");
+        let mut files: Vec<_> = std::fs::read_dir(&deps)
+            .unwrap()
+            .map(|e| format!("deps/{}", e.unwrap().file_name().to_string_lossy()))
+            .collect();
+        files.sort();
+        let built_in: Vec<_> = WIT_DEPS.iter().map(|(f, _)| f.to_string()).collect();
+        assert_eq!(files, built_in);
+        for (file, text) in WIT_DEPS {
+            let on_disk = std::fs::read_to_string(deps.join("..").join(file)).unwrap();
+            assert_eq!(&on_disk, text, "{file}");
+        }
     }
 
     #[test]

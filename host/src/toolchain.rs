@@ -196,9 +196,31 @@ fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError>
     cmd.current_dir(source)
         .arg("-d")
         .arg(std::path::absolute(wit).map_err(|e| BuildError::Io(e.to_string()))?)
-        .args(["-w", "behaviour", "componentize", "app", "-o"])
+        .args(["-w", "behaviour"]);
+    // Two interfaces are named `types` (ours and wasi:http's): keep ours
+    // `types` and call the other `http_types`, whatever their versions.
+    for (file, interface, module) in [
+        ("wasmbot.wit", "wasmbot:plugin/types", "types"),
+        ("deps/http.wit", "wasi:http/types", "http_types"),
+    ] {
+        if let Some(version) = package_version(&wit.join(file)) {
+            cmd.arg("--import-interface-name")
+                .arg(format!("{interface}@{version}={module}"));
+        }
+    }
+    cmd.args(["componentize", "app", "-o"])
         .arg(std::path::absolute(out).map_err(|e| BuildError::Io(e.to_string()))?);
     run(cmd, "componentize-py")
+}
+
+/// The version in the `package ns:name@x.y.z;` line of a WIT file.
+fn package_version(file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    text.lines()
+        .map(str::trim)
+        .find_map(|line| line.strip_prefix("package "))
+        .and_then(|package| package.trim_end_matches(';').split_once('@'))
+        .map(|(_, version)| version.trim().to_owned())
 }
 
 fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
@@ -219,8 +241,8 @@ fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
         .arg("--wit")
         .arg(absolute(wit)?)
         .args(["--world-name", "behaviour"])
-        // The host gives plugins its own `http` interface, not wasi:http.
-        .args(["--disable", "http", "fetch-event", "-o"])
+        // fetch() over wasi:http stays; a plugin serves no HTTP requests.
+        .args(["--disable", "fetch-event", "-o"])
         .arg(absolute(out)?);
     run(cmd, "componentize-js")
 }
@@ -399,6 +421,18 @@ fn run_output(tool: &str, args: &[&str]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reads_the_package_version_of_the_contract_and_of_wasi_http() {
+        let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
+        assert_eq!(
+            package_version(&wit.join("wasmbot.wit")).as_deref(),
+            Some(crate::runtime::WIT_VERSION)
+        );
+        let http = package_version(&wit.join("deps/http.wit")).unwrap();
+        assert!(http.starts_with("0.2."), "{http}");
+        assert_eq!(package_version(&wit.join("absent.wit")), None);
+    }
 
     #[test]
     fn finds_the_repos_wit_and_the_sources() {

@@ -1,11 +1,12 @@
 // define: a wasmbot behaviour plugin in JavaScript. "define WORD" gets the
 // word's definitions from a dictionaryapi.dev-compatible service (setting
-// `url`). Imports are the host's interfaces from the repo's WIT; the
-// component is built by `wasmbot build define` (componentize-js).
+// `url`), fetched with the standard fetch() (over wasi:http: only hosts
+// the operator granted this plugin answer). Imports are the host's
+// interfaces from the repo's WIT; the component is built by
+// `wasmbot build define` (componentize-js).
 
 import { get } from 'wasmbot:plugin/config@0.2.0';
 import { log } from 'wasmbot:plugin/log@0.2.0';
-import { send } from 'wasmbot:plugin/http@0.2.0';
 import { describe, lookupUrl, wordAsked } from './logic.js';
 
 const DEFAULT_URL = 'https://api.dictionaryapi.dev/api/v2/entries/en/';
@@ -25,22 +26,24 @@ export const handler = {
     };
   },
 
-  handle(msg) {
+  async handle(msg) {
     const word = wordAsked(msg.body);
     if (word === null) return undefined; // not for us
     const url = lookupUrl(get('url') ?? DEFAULT_URL, word);
     let response;
+    let body;
     try {
-      response = send({ method: 'get', url, headers: [['accept', 'application/json']], body: undefined });
+      response = await fetch(url, { headers: { accept: 'application/json' } });
+      body = await response.text();
     } catch (e) {
-      // e.payload is the WIT http error: { tag, val }.
-      log('warn', `dictionary unreachable: ${JSON.stringify(e.payload ?? String(e))}`);
+      // A refused host or a failed exchange rejects (a TypeError).
+      log('warn', `dictionary unreachable: ${e.message ?? e}`);
       return { text: `Sorry, I cannot look up "${word}" right now.`, media: [] };
     }
     if (response.status === 404) {
       return { text: `I found no definition of "${word}".`, media: [] };
     }
-    const text = response.status === 200 ? describe(word, new TextDecoder().decode(response.body)) : null;
+    const text = response.status === 200 ? describe(word, body) : null;
     if (text === null) {
       log('warn', `unexpected dictionary answer: HTTP ${response.status}`);
       return { text: `Sorry, I cannot look up "${word}" right now.`, media: [] };

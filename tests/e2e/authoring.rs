@@ -14,15 +14,11 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A throwaway repo-like folder: the repo's `wit/` and an empty `plugins/`.
+/// A throwaway repo-like folder: the repo's `wit/` (built into wasmbot,
+/// checked equal by scaffold's tests) and an empty `plugins/`.
 fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir_all(dir.path().join("wit")).unwrap();
-    std::fs::copy(
-        repo().join("wit/wasmbot.wit"),
-        dir.path().join("wit/wasmbot.wit"),
-    )
-    .unwrap();
+    scaffold::write_wit(&dir.path().join("wit")).unwrap();
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
     dir
 }
@@ -90,6 +86,29 @@ async fn answers(component: &str, body: &str, expected: &str) {
     bot.stop().await;
 }
 
+/// A scaffolded plugin's "status": fetched with the language's own client
+/// (over wasi:http) from the stub the operator named, and refused for its
+/// default host, which nobody granted: `denied` is what it says then.
+async fn status_over_wasi_http(component: &str, denied: &str) {
+    let stub = Stub::start().await;
+    let bot = Bot::start(&[("plugin.wasm", component)], |c| {
+        c.env
+            .insert("WASMBOT_PLUGIN__STATUS_URL".into(), stub.url("/random"));
+        c.plugin_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let xml = bot.message("status").await.twiml().to_owned();
+    assert_eq!(only_body(&xml), "status: HTTP 200", "{xml}");
+    bot.stop().await;
+    let bot = Bot::start(&[("plugin.wasm", component)], |c| {
+        c.plugin_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let xml = bot.message("status").await.twiml().to_owned();
+    assert_eq!(only_body(&xml), denied, "{xml}");
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_rust_plugin_builds_and_answers_ping() {
     let (_ws, component) = new_plugin("rusty-ping", Lang::Rust);
@@ -104,6 +123,7 @@ async fn a_new_python_plugin_builds_and_answers_ping() {
     let ran = native_tests_in(&folder, "python3", &["-m", "unittest", "-v"]);
     assert!(ran.contains("Ran 1 test"), "{ran}");
     answers(&component, "PING", "pong").await;
+    status_over_wasi_http(&component, "status unknown: http-request-denied").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -156,6 +176,11 @@ async fn a_new_js_plugin_builds_and_answers_ping() {
     let ran = native_tests_in(&ws.path().join("plugins/js-ping"), "node", &["--test"]);
     assert!(ran.contains("# pass 1"), "{ran}");
     answers(&component, "ping", "pong").await;
+    status_over_wasi_http(
+        &component,
+        "status unknown: NetworkError when attempting to fetch resource",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -191,6 +216,18 @@ async fn the_js_define_example_answers_from_its_upstream() {
     assert_eq!(
         only_body(&xml),
         "I found no definition of &quot;zyzzyva&quot;."
+    );
+    bot.stop().await;
+    // Its default dictionary is not granted: fetch() is refused, nothing
+    // leaves the machine, and the plugin apologises.
+    let bot = Bot::start(&[("define.wasm", &define)], |c| {
+        c.plugin_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    let xml = bot.message("define cat").await.twiml().to_owned();
+    assert_eq!(
+        only_body(&xml),
+        "Sorry, I cannot look up &quot;cat&quot; right now."
     );
     bot.stop().await;
 }

@@ -8,4 +8,5 @@ mod reload;
 mod signatures;
 mod trust;
 mod upstream;
+mod wasi_http;
 mod webhook;

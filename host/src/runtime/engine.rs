@@ -181,13 +181,30 @@ impl Runtime {
         let mut linker = Linker::<HostState>::new(&engine);
         let link = |r: wasmtime::Result<()>| r.map_err(|e| LoadError::Link(e.to_string()));
         link(wasmtime_wasi::p2::add_to_linker_async(&mut linker))?;
-        link(v0_2::Behaviour::add_to_linker::<_, HasSelf<_>>(
-            &mut linker,
-            |s| s,
-        ))?;
+        // Our interfaces one by one: the 0.2 world's WASI imports are
+        // linked above and by wasmtime-wasi-http below.
+        {
+            use super::bindings::v0_2::wasmbot::plugin as wit;
+            link(wit::types::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            ))?;
+            link(wit::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s))?;
+            link(wit::config::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            ))?;
+            link(wit::http::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            ))?;
+        }
         link(v0_1::Behaviour::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
             |s| s,
+        ))?;
+        link(wasmtime_wasi_http::p2::add_only_http_to_linker_async(
+            &mut linker,
         ))?;
 
         let ticker_stop = Arc::new(AtomicBool::new(false));

@@ -1,5 +1,5 @@
-//! What plugins import from the host — `log`, `config` and `http` — and
-//! their stderr, plus the conversions between the bindgen types of each
+//! What plugins import from the host — `log`, `config` and `http` (and,
+//! through [`Egress`], `wasi:http`: see `wasi_http`) — and their stderr, plus the conversions between the bindgen types of each
 //! contract version and [`crate::message`]. Each import acts only within the plugin's
 //! [`Grant`]; every text a plugin hands to the log is escaped and capped.
 
@@ -47,7 +47,7 @@ impl PluginCtx {
         self.memory_key.clone()
     }
 
-    fn id(&self) -> &str {
+    pub(super) fn id(&self) -> &str {
         self.grant.id.as_str()
     }
 }
@@ -58,8 +58,54 @@ pub(super) struct HostState {
     pub(super) table: ResourceTable,
     pub(super) limiter: Limiter,
     pub(super) ctx: Arc<PluginCtx>,
-    /// HTTP requests made in this call.
-    pub(super) requests: u32,
+    /// wasi:http's own state (header size limit).
+    pub(super) http: wasmtime_wasi_http::WasiHttpCtx,
+    /// The requests of this call, through either HTTP interface.
+    pub(super) egress: Egress,
+}
+
+/// The outbound requests of one call. Both HTTP interfaces, the `http`
+/// import and `wasi:http`, go through [`Egress::admit`] and the plugin's
+/// one [`Outbound`] client: one policy, one request count.
+pub(super) struct Egress {
+    pub(super) ctx: Arc<PluginCtx>,
+    /// Requests admitted so far.
+    made: u32,
+}
+
+impl Egress {
+    pub(super) fn new(ctx: Arc<PluginCtx>) -> Self {
+        Egress { ctx, made: 0 }
+    }
+
+    /// The plugin's client for one more request, or why there is none.
+    pub(super) fn admit(&mut self) -> Result<&Outbound, HttpError> {
+        let Some(outbound) = &self.ctx.outbound else {
+            return Err(HttpError::Denied("no network while describing".into()));
+        };
+        let max = outbound.limits().max_requests;
+        self.made = self.made.saturating_add(1);
+        if self.made > max {
+            return Err(HttpError::Denied(format!(
+                "limit of {max} requests per message reached"
+            )));
+        }
+        Ok(outbound)
+    }
+}
+
+/// The log line of one outbound request: its status, or why it failed.
+pub(super) fn logged(plugin: &str, started: Instant, outcome: Result<u16, &dyn std::fmt::Display>) {
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match outcome {
+        Ok(status) => tracing::debug!(plugin, status, elapsed_ms, "http"),
+        Err(why) => tracing::warn!(
+            plugin,
+            elapsed_ms,
+            "http failed: {}",
+            untrusted(&why.to_string(), 300)
+        ),
+    }
 }
 
 impl WasiView for HostState {
@@ -96,31 +142,12 @@ impl HostState {
     /// One outbound request within the plugin's grant and limits.
     async fn send(&mut self, request: outbound::HttpRequest) -> Result<HttpResponse, HttpError> {
         let started = Instant::now();
-        let result = match &self.ctx.outbound {
-            None => Err(HttpError::Denied("no network while describing".into())),
-            Some(outbound) => {
-                let max = outbound.limits().max_requests;
-                self.requests = self.requests.saturating_add(1);
-                if self.requests > max {
-                    Err(HttpError::Denied(format!(
-                        "limit of {max} requests per message reached"
-                    )))
-                } else {
-                    outbound.send(request).await
-                }
-            }
+        let result = match self.egress.admit() {
+            Ok(outbound) => outbound.send(request).await,
+            Err(e) => Err(e),
         };
-        let plugin = self.ctx.id();
-        let elapsed_ms = started.elapsed().as_millis() as u64;
-        match &result {
-            Ok(r) => tracing::debug!(plugin, status = r.status, elapsed_ms, "http"),
-            Err(e) => tracing::warn!(
-                plugin,
-                elapsed_ms,
-                "http failed: {}",
-                untrusted(&e.to_string(), 300)
-            ),
-        }
+        let outcome = result.as_ref().map(|r| r.status);
+        logged(self.ctx.id(), started, outcome.map_err(|e| e as _));
         result
     }
 }

@@ -3,7 +3,7 @@
 //! deadline, and the outcome classified into a [`PluginError`].
 
 use super::bindings::{v0_1, v0_2};
-use super::host::{self, HostState, PluginCtx, StderrTail};
+use super::host::{self, Egress, HostState, PluginCtx, StderrTail};
 use super::{PluginError, PluginInfo, Runtime, error_chain};
 use crate::message::{Inbound, Reply};
 use crate::policy::Grant;
@@ -17,6 +17,10 @@ use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
+
+/// Resources (streams, pollables, HTTP requests and fields…) one call may
+/// hold at once: a plugin needs tens; each costs host memory.
+const MAX_RESOURCES: usize = 4096;
 
 /// A plugin linked against the version of the contract it was built for.
 pub(super) enum Contract {
@@ -151,12 +155,17 @@ impl Runtime {
                     PluginError::instantiate(&format!("granted folder {}: {e}", dir.display()))
                 })?;
         }
+        let mut table = ResourceTable::new();
+        // Host memory a plugin can make the host hold in one call: streams,
+        // pollables, HTTP fields and requests are table entries.
+        table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
             wasi: wasi.build(),
-            table: ResourceTable::new(),
+            table,
             limiter: Limiter::new(self.budget.clone(), ctx.memory_key(), self.limits.memory),
+            http: super::wasi_http::context(),
+            egress: Egress::new(ctx.clone()),
             ctx,
-            requests: 0,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);

@@ -19,6 +19,8 @@
 //!   per-instance and global memory limits.
 //! - [`host`] — what plugins import: `log`, `config`, `http`, their stderr,
 //!   and the conversions between bindgen types and ours.
+//! - [`wasi_http`] — `wasi:http/outgoing-handler` (wasmtime-wasi-http), its
+//!   requests sent through the same policy and client as `http`.
 //!
 //! Two versions of the contract are linked side by side, like wasmtime
 //! serves several WASI 0.2.x: `wit/` (0.2.0) and `wit/0.1/` (0.1.0). They
@@ -28,6 +30,7 @@
 mod engine;
 mod host;
 mod instance;
+mod wasi_http;
 
 pub use crate::error::{LoadError, PluginError, WIT_OLDER, WIT_PACKAGE, WIT_VERSION};
 pub(crate) use engine::private_cache_dir;
@@ -45,6 +48,13 @@ mod bindings {
             world: "behaviour",
             imports: { default: async },
             exports: { default: async },
+            // The world's WASI imports are wasmtime's (linked by
+            // `wasmtime_wasi` and `wasmtime_wasi_http`), not ours.
+            with: {
+                "wasi:http": wasmtime_wasi_http::p2::bindings::http,
+                "wasi:io": wasmtime_wasi::p2::bindings::io,
+                "wasi:clocks": wasmtime_wasi::p2::bindings::clocks,
+            },
         });
     }
 

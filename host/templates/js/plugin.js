@@ -1,16 +1,16 @@
 // {{name}}: a wasmbot behaviour plugin in JavaScript.
 //
 // Answers "ping" with "pong" (setting `reply`), and "status" with the HTTP
-// status of its `status_url` setting. The imports are the host's
-// interfaces from wit/wasmbot.wit; `wasmbot build {{name}}` makes the
-// component with componentize-js. Records are objects with camelCase
+// status of its `status_url` setting, fetched with fetch(). The imports are
+// the host's interfaces from wit/wasmbot.wit; `wasmbot build {{name}}` makes
+// the component with componentize-js. Records are objects with camelCase
 // fields, enums are strings, option<T> is T or undefined; a WIT result
 // error from an import is thrown (its `payload` is { tag, val }), and
-// throwing from handle() reports this plugin's failure.
+// throwing from handle() reports this plugin's failure. handle() may be
+// async: its promise is resolved before the host gets the reply.
 
 import { get } from 'wasmbot:plugin/config@0.2.0';
 import { log } from 'wasmbot:plugin/log@0.2.0';
-import { send } from 'wasmbot:plugin/http@0.2.0';
 import { answer } from './logic.js';
 
 export const handler = {
@@ -32,7 +32,7 @@ export const handler = {
     };
   },
 
-  handle(msg) {
+  async handle(msg) {
     // Configuration: WASMBOT_{{env_name}}__REPLY or [plugins.{{name}}].
     const text = answer(msg.body, get('reply') ?? 'pong');
     if (text !== null) {
@@ -40,12 +40,13 @@ export const handler = {
       return { text, media: [] };
     }
     if (msg.body.trim().toLowerCase() === 'status') {
-      // Outbound HTTP goes through the host: allowed hosts only.
+      // fetch() goes out only to hosts the operator granted this plugin;
+      // a refused host rejects with a TypeError.
       try {
-        const response = send({ method: 'get', url: get('status_url') ?? '', headers: [], body: undefined });
+        const response = await fetch(get('status_url') ?? '');
         return { text: `status: HTTP ${response.status}`, media: [] };
       } catch (e) {
-        return { text: `status unknown: ${JSON.stringify(e.payload ?? String(e))}`, media: [] };
+        return { text: `status unknown: ${e.message ?? e}`, media: [] };
       }
     }
     return undefined; // not for us: stay silent

@@ -35,6 +35,9 @@ pub mod bindings {
         pub_export_macro: true,
         export_macro_name: "__export_behaviour",
         default_bindings_module: "wasmbot_plugin::bindings",
+        // The world's wasi:http import too (a plugin uses it through a
+        // client crate such as `wstd`, which brings its own bindings).
+        generate_all,
     });
 }
 

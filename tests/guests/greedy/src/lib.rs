@@ -4,7 +4,7 @@
 //! and keep serving the earlier version of its file.
 #![cfg(target_arch = "wasm32")]
 
-wit_bindgen::generate!({ path: "../../../wit", world: "behaviour" });
+wit_bindgen::generate!({ path: "../../../wit", world: "behaviour", generate_all });
 
 use exports::wasmbot::plugin::handler::Guest;
 use wasmbot::plugin::types::{Message, PluginInfo, Reply, Trigger};
