@@ -24,7 +24,8 @@ pub const STUB_QUOTE: &str = "Stay hungry. - Stub Author";
 /// and `/redirect-auth-other` (redirect to `/auth` on this host, or on
 /// `localhost`), `/echo` (POST: says how many bytes of which content type
 /// it got), `/big` (2 MiB of `x`), `/joke` (a plain-text joke, as
-/// icanhazdadjoke.com answers `Accept: text/plain`).
+/// icanhazdadjoke.com answers `Accept: text/plain`), `/inflight` (answers
+/// after 150 ms with the most requests it ever had at once).
 pub struct Stub {
     pub addr: SocketAddr,
 }
@@ -36,6 +37,8 @@ impl Stub {
         let addr = listener.local_addr().unwrap();
         let port = addr.port();
         let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let most_in_flight = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let json = |body: &'static str| ([("content-type", "application/json")], body);
         let app = axum::Router::new()
             .route(
@@ -128,6 +131,19 @@ impl Stub {
                 ),
             )
             .route("/big", get(|| async { "x".repeat(2 << 20) }))
+            .route(
+                "/inflight",
+                get(move || {
+                    let (now, most) = (in_flight.clone(), most_in_flight.clone());
+                    async move {
+                        use std::sync::atomic::Ordering::SeqCst;
+                        most.fetch_max(now.fetch_add(1, SeqCst) + 1, SeqCst);
+                        tokio::time::sleep(Duration::from_millis(150)).await;
+                        now.fetch_sub(1, SeqCst);
+                        format!("most at once: {}", most.load(SeqCst))
+                    }
+                }),
+            )
             .route(
                 "/joke",
                 get(|headers: axum::http::HeaderMap| async move {

@@ -209,10 +209,10 @@ impl Outbound {
     pub async fn send_once(
         &self,
         req: HttpRequest,
-        within: Option<Duration>,
+        within: Duration,
     ) -> Result<HttpResponse, HttpError> {
-        let limit = within.map_or(self.limits.timeout, |t| t.min(self.limits.timeout));
-        self.send_within(req, false, limit).await
+        self.send_within(req, false, within.min(self.limits.timeout))
+            .await
     }
 
     async fn send_within(

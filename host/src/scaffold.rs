@@ -13,6 +13,7 @@ pub enum Lang {
     Rust,
     Python,
     Js,
+    C,
 }
 
 /// The plugin contract this binary implements: `wit/wasmbot.wit`, built
@@ -89,6 +90,16 @@ const JS: &[Template] = &[
     ("README.md", include_str!("../templates/js/README.md")),
 ];
 
+const C: &[Template] = &[
+    ("plugin.c", include_str!("../templates/c/plugin.c")),
+    ("logic.c", include_str!("../templates/c/logic.c")),
+    ("logic.h", include_str!("../templates/c/logic.h")),
+    ("test_logic.c", include_str!("../templates/c/test_logic.c")),
+    ("Makefile", include_str!("../templates/c/Makefile")),
+    (".gitignore", include_str!("../templates/c/gitignore")),
+    ("README.md", include_str!("../templates/c/README.md")),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
     #[error(
@@ -118,6 +129,7 @@ pub fn new(plugins_dir: &Path, lang: Lang, name: &str) -> Result<PathBuf, Scaffo
         Lang::Rust => RUST,
         Lang::Python => PYTHON,
         Lang::Js => JS,
+        Lang::C => C,
     };
     let env_name = name.to_ascii_uppercase().replace('-', "_");
     for (file, text) in templates {
@@ -163,6 +175,12 @@ mod tests {
         let made = new(dir.path(), Lang::Python, "dice").unwrap();
         let app = std::fs::read_to_string(made.join("app.py")).unwrap();
         assert!(app.contains(r#"name="dice""#) && !app.contains("{{"));
+
+        let made = new(dir.path(), Lang::C, "c-bot").unwrap();
+        let c = std::fs::read_to_string(made.join("plugin.c")).unwrap();
+        assert!(c.contains(r#""c-bot""#) && c.contains("WASMBOT_C_BOT__REPLY"));
+        assert!(!c.contains("{{"));
+        assert!(made.join("Makefile").is_file() && made.join(".gitignore").is_file());
 
         let made = new(dir.path(), Lang::Js, "js-bot").unwrap();
         let js = std::fs::read_to_string(made.join("plugin.js")).unwrap();

@@ -643,7 +643,7 @@ fn a_slowloris_flood_does_not_starve_webhooks() {
 fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    // The user's own cache (the Python and JavaScript toolchains are
+    // The user's own cache (the Python, JavaScript and C toolchains are
     // installed there once, as for any build) and the repo's target
     // folder (the Rust dependencies are compiled there already).
     let cache = std::env::var("XDG_CACHE_HOME")
@@ -662,7 +662,12 @@ fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
         assert!(ok, "wasmbot {args:?}\n{out}{err}");
         out
     };
-    for (lang, name) in [("rust", "hi-rust"), ("python", "hi-py"), ("js", "hi-js")] {
+    for (lang, name) in [
+        ("rust", "hi-rust"),
+        ("python", "hi-py"),
+        ("js", "hi-js"),
+        ("c", "hi-c"),
+    ] {
         wasmbot(&["new", "--lang", lang, name]);
         let own = dir
             .path()
@@ -675,9 +680,9 @@ fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
     std::fs::remove_dir_all(dir.path().join("plugins/hi-py/wit")).unwrap();
     let built = wasmbot(&["build"]);
     let installed = built.lines().filter(|l| l.starts_with("built plugins/"));
-    assert_eq!(installed.count(), 3, "{built}");
+    assert_eq!(installed.count(), 4, "{built}");
     let chat = wasmbot(&["chat", "-m", "ping"]);
-    assert_eq!(chat.matches("pong").count(), 3, "{chat}");
+    assert_eq!(chat.matches("pong").count(), 4, "{chat}");
     // The Rust plugin's own tests run natively, on the SDK's test helpers.
     let native = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([

@@ -1,9 +1,9 @@
 //! Plugins in other languages, from `wasmbot new` to an answer: the real
 //! templates, the real toolchains (cargo for wasm32-wasip2,
-//! componentize-py, componentize-js), loaded by the real server. The
-//! first Python and JavaScript builds install componentize-py and
-//! componentize-js into wasmbot's cache folder (`toolchain::installed`),
-//! as they would on a newcomer's machine.
+//! componentize-py, componentize-js, zig cc), loaded by the real server.
+//! The first Python, JavaScript and C builds install componentize-py,
+//! componentize-js and Zig into wasmbot's cache folder
+//! (`toolchain::installed`), as they would on a newcomer's machine.
 
 use std::path::{Path, PathBuf};
 use wasmbot::scaffold::{self, Lang};
@@ -168,6 +168,29 @@ async fn the_python_dice_example_answers_next_to_quote_and_cat() {
     let xml = bot.message("roll 4d6").await.twiml().to_owned();
     assert_eq!(only_body(&xml), APOLOGY);
     bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_c_plugin_builds_and_answers_ping() {
+    let (ws, component) = new_plugin("c-ping", Lang::C);
+    let folder = ws.path().join("plugins/c-ping");
+    // The bindings are generated into the plugin folder, for its author.
+    assert!(folder.join("gen/behaviour.h").is_file());
+    answers(&component, " Ping ", "pong").await;
+    // The logic's native tests need make and a C compiler, which wasmbot
+    // does not install (the component needs neither).
+    let have = |tool: &str| {
+        std::process::Command::new(tool)
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if have("make") && have("cc") {
+        let ran = native_tests_in(&folder, "make", &["test"]);
+        assert!(ran.contains("ok: logic"), "{ran}");
+    } else {
+        eprintln!("SKIPPED the C scaffold's native tests (`make test`): no make or cc here");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

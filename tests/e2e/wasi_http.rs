@@ -53,6 +53,8 @@ async fn wasi_http_requests_meet_the_same_policy_as_the_http_import() {
             "error: ErrorCode::HttpRequestDenied; error: ErrorCode::HttpRequestDenied",
         ),
         ("bigresponse", "error: ErrorCode::HttpResponseBodySize"),
+        // Started at once, sent two at a time: a call's connections.
+        ("parallel", "most at once: 2"),
     ];
     for (attack, expected) in attacks {
         let said = fetcher_says(&bot, attack).await;

@@ -71,11 +71,29 @@ pub(super) struct Egress {
     pub(super) ctx: Arc<PluginCtx>,
     /// Requests admitted so far.
     made: u32,
+    /// wasi:http requests of this call in flight at once (the `http`
+    /// import holds the guest until it is answered: one at a time).
+    in_flight: Option<Arc<tokio::sync::Semaphore>>,
 }
+
+/// wasi:http requests one call may have in flight at once: its
+/// connections, out of the descriptors the edge leaves to plugins.
+const IN_FLIGHT: usize = 2;
 
 impl Egress {
     pub(super) fn new(ctx: Arc<PluginCtx>) -> Self {
-        Egress { ctx, made: 0 }
+        Egress {
+            ctx,
+            made: 0,
+            in_flight: None,
+        }
+    }
+
+    /// The permits for this call's concurrent wasi:http requests.
+    pub(super) fn in_flight(&mut self) -> Arc<tokio::sync::Semaphore> {
+        self.in_flight
+            .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)))
+            .clone()
     }
 
     /// The plugin's client for one more request, or why there is none.

@@ -18,9 +18,12 @@ use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{FsPerms, WasiCtx};
 
-/// Resources (streams, pollables, HTTP requests and fields…) one call may
-/// hold at once: a plugin needs tens; each costs host memory.
-const MAX_RESOURCES: usize = 4096;
+/// Resources (streams, pollables, HTTP requests, bodies and fields…) one
+/// call may hold at once: a plugin needs tens (CPython and SpiderMonkey
+/// included); each may hold host memory (a header map up to 16 KiB, a
+/// request body's buffer 16 KiB), so this bounds what a call makes the
+/// host hold to a few MiB.
+const MAX_RESOURCES: usize = 256;
 
 /// A plugin linked against the version of the contract it was built for.
 pub(super) enum Contract {

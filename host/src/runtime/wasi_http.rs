@@ -24,9 +24,14 @@ use wasmtime_wasi_http::{
 };
 
 /// Most header bytes a plugin may hold in one `fields` resource (wasi:http
-/// counts in-memory size: about 4× the wire size, so ~8 KiB on the wire,
-/// what proxies accept).
-const FIELD_SIZE_LIMIT: usize = 32 << 10;
+/// counts in-memory size, about 2-4× the wire size: a few KiB on the wire,
+/// plenty for an API request).
+const FIELD_SIZE_LIMIT: usize = 16 << 10;
+
+/// Most bytes of a request body the host buffers for the guest per write
+/// (wasi:http's default is 1 MiB, buffered before `handle` is even called:
+/// with a body per table slot, that would be hundreds of MiB per call).
+const BODY_CHUNK: usize = 16 << 10;
 
 /// The wasi:http state of a new store.
 pub(super) fn context() -> WasiHttpCtx {
@@ -56,6 +61,14 @@ impl WasiHttpHooks for Egress {
         false
     }
 
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
@@ -63,12 +76,14 @@ impl WasiHttpHooks for Egress {
         _response_errors: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
     ) -> Box<dyn Future<Output = Sent> + Send> {
         let started = Instant::now();
-        // Counted now, in call order, whenever the guest polls the answer.
+        // Counted here, when the guest calls `handle` (the request is sent
+        // from then on, whether or not the guest waits for the answer).
         let admitted = self.admit().cloned();
+        let in_flight = self.in_flight();
         let ctx = self.ctx.clone();
         Box::new(async move {
             let result = match admitted {
-                Ok(outbound) => forward(&outbound, request, options).await,
+                Ok(outbound) => forward(&outbound, &in_flight, request, options).await,
                 Err(e) => Err(Refused::Policy(e)),
             };
             let outcome = match &result {
@@ -100,6 +115,7 @@ enum Refused {
 /// the size cap responses have too, the rest as the `http` import does it.
 async fn forward(
     outbound: &crate::outbound::Outbound,
+    in_flight: &tokio::sync::Semaphore,
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> Result<HttpResponse, Refused> {
@@ -119,6 +135,15 @@ async fn forward(
         }
     };
     let limits = outbound.limits();
+    // One deadline for the whole exchange, waiting for a turn and reading
+    // the body included: the operator's limit, or the guest's if shorter.
+    let limit = within(options).map_or(limits.timeout, |t| t.min(limits.timeout));
+    let deadline = tokio::time::Instant::now() + limit;
+    let timed_out = || Refused::Policy(HttpError::Timeout);
+    let _turn = tokio::time::timeout_at(deadline, in_flight.acquire())
+        .await
+        .map_err(|_| timed_out())?
+        .map_err(|_| timed_out())?;
     let mut sent = Vec::new();
     let read = async {
         while let Some(frame) = body.frame().await {
@@ -133,9 +158,9 @@ async fn forward(
         }
         Ok(())
     };
-    tokio::time::timeout(limits.timeout, read)
+    tokio::time::timeout_at(deadline, read)
         .await
-        .unwrap_or(Err(Refused::Policy(HttpError::Timeout)))?;
+        .unwrap_or(Err(timed_out()))?;
     let request = HttpRequest {
         method,
         url: parts.uri.to_string(),
@@ -151,8 +176,9 @@ async fn forward(
             .collect(),
         body: (!sent.is_empty() || method_has_body(method)).then_some(sent),
     };
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
     outbound
-        .send_once(request, within(options))
+        .send_once(request, left)
         .await
         .map_err(Refused::Policy)
 }

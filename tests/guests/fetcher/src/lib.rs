@@ -16,6 +16,7 @@
 //! | `connect` | a CONNECT and a TRACE request |
 //! | `bigbody` | POST 2 MiB to `/echo` |
 //! | `bigresponse` | GET `/big` (2 MiB) |
+//! | `parallel` | starts 6 requests to `/inflight` at once, then waits for all |
 //! | `manyfields` | creates `wasi:http` header maps without end (host memory) |
 #![cfg(target_arch = "wasm32")]
 
@@ -67,6 +68,43 @@ fn code(e: &wstd::http::Error) -> String {
 
 fn get(url: &str) -> String {
     send(Method::GET, url, &[], Vec::new())
+}
+
+/// Six GETs of `/inflight` started before any is awaited (raw wasi:http:
+/// `handle` sends at once); what the last answer says.
+fn parallel(base: &str) -> String {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingRequest, Scheme};
+    let authority = base.trim_start_matches("http://");
+    let pending: Vec<_> = (0..6)
+        .map(|_| {
+            let request = OutgoingRequest::new(Fields::new());
+            let _ = request.set_scheme(Some(&Scheme::Http));
+            let _ = request.set_authority(Some(authority));
+            let _ = request.set_path_with_query(Some("/inflight"));
+            outgoing_handler::handle(request, None)
+        })
+        .collect();
+    let mut last = String::new();
+    for future in pending {
+        let future = match future {
+            Ok(f) => f,
+            Err(e) => return format!("handle: {e:?}"),
+        };
+        future.subscribe().block();
+        let response = match future.get() {
+            Some(Ok(Ok(response))) => response,
+            other => return format!("answer: {other:?}"),
+        };
+        let body = response.consume().expect("a body");
+        let stream = body.stream().expect("a stream");
+        let mut text = Vec::new();
+        while let Ok(chunk) = stream.blocking_read(4096) {
+            text.extend(chunk);
+        }
+        last = String::from_utf8_lossy(&text).into_owned();
+    }
+    last
 }
 
 impl Plugin for Fetcher {
@@ -134,6 +172,8 @@ impl Plugin for Fetcher {
             )
         } else if body.contains("bigresponse") {
             get(&format!("{base}/big"))
+        } else if body.contains("parallel") {
+            parallel(&base)
         } else if body.contains("manyfields") {
             let mut held = Vec::new();
             loop {

@@ -1,15 +1,20 @@
 //! `wasmbot build [NAME…]`: builds the plugin sources in `plugins/*/` into
 //! `plugins/NAME.wasm`, against the plugin's own `wit/`, else the repo's or
-//! the one built into the binary. Each language's own tool does the work. The Python and JavaScript tools are installed by
-//! wasmbot itself, pinned, into its cache folder the first time they are
-//! needed (componentize-py into a private venv, componentize-js into a
-//! private npm prefix); what it cannot install (python3, node, the Rust
+//! the one built into the binary. Each language's own tool does the work.
+//! The Python, JavaScript and C tools are installed by wasmbot itself,
+//! pinned, into its cache folder the first time they are needed
+//! (componentize-py and Zig into private venvs, componentize-js into a
+//! private npm prefix; C bindings and componentizing are libraries inside
+//! wasmbot: [`c`]); what it cannot install (python3, node, the Rust
 //! target) is reported with the command that installs it. The result is
 //! written atomically (temp file + rename), so a running bot picks it up by
 //! hot reload and never sees half a component.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod c;
+pub use c::ZIG;
 
 /// The componentize-py wasmbot installs and builds Python plugins with.
 pub const COMPONENTIZE_PY: Tool = Tool {
@@ -42,8 +47,8 @@ pub struct Tool {
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
     #[error(
-        "no plugin source in {0}: expected Cargo.toml (Rust), app.py (Python) or plugin.js \
-         (JavaScript)"
+        "no plugin source in {0}: expected Cargo.toml (Rust), app.py (Python), plugin.js \
+         (JavaScript) or plugin.c (C)"
     )]
     UnknownLanguage(PathBuf),
     #[error("{tool} is not installed; {install}")]
@@ -132,6 +137,8 @@ pub fn build(source: &Path, wit: &Path, target_dir: &Path) -> Result<PathBuf, Bu
         build_python(source, wit, &temp)?;
     } else if source.join("plugin.js").is_file() {
         build_js(source, wit, &temp)?;
+    } else if source.join("plugin.c").is_file() {
+        c::build(source, wit, &temp)?;
     } else {
         return Err(BuildError::UnknownLanguage(source.to_owned()));
     }
@@ -211,6 +218,18 @@ fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError>
     cmd.args(["componentize", "app", "-o"])
         .arg(std::path::absolute(out).map_err(|e| BuildError::Io(e.to_string()))?);
     run(cmd, "componentize-py")
+}
+
+/// The `behaviour` world of the contract in `wit` (with its `deps/`).
+fn world_of(wit: &Path) -> Result<(wit_parser::Resolve, wit_parser::WorldId), BuildError> {
+    let mut resolve = wit_parser::Resolve::default();
+    let fail =
+        |e: anyhow::Error| BuildError::Io(format!("the contract in {}: {e:#}", wit.display()));
+    let (package, _) = resolve.push_path(wit).map_err(fail)?;
+    let world = resolve
+        .select_world(&[package], Some("behaviour"))
+        .map_err(fail)?;
+    Ok((resolve, world))
 }
 
 /// The version in the `package ns:name@x.y.z;` line of a WIT file.
@@ -360,8 +379,8 @@ fn install_python(tool: Tool, folder: &Path) -> Result<(), BuildError> {
 /// package under it at the versions and hashes this wasmbot was tested
 /// with (`host/tools/componentize-js/`; regenerate the lock with
 /// `npm install --package-lock-only` there when the version moves).
-const JS_PACKAGE: &str = include_str!("../tools/componentize-js/package.json");
-const JS_LOCK: &str = include_str!("../tools/componentize-js/package-lock.json");
+const JS_PACKAGE: &str = include_str!("../../tools/componentize-js/package.json");
+const JS_LOCK: &str = include_str!("../../tools/componentize-js/package-lock.json");
 
 /// A private npm prefix with the tool and its locked dependencies
 /// (`npm ci`: exactly the lock, integrity hashes checked).
