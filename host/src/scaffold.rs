@@ -14,6 +14,7 @@ pub enum Lang {
     Python,
     Js,
     C,
+    Go,
 }
 
 /// The plugin contract this binary implements: `wit/wasmbot.wit`, built
@@ -100,6 +101,20 @@ const C: &[Template] = &[
     ("README.md", include_str!("../templates/c/README.md")),
 ];
 
+const GO: &[Template] = &[
+    ("plugin.go", include_str!("../templates/go/plugin.go")),
+    (
+        "logic/logic.go",
+        include_str!("../templates/go/logic/logic.go"),
+    ),
+    (
+        "logic/logic_test.go",
+        include_str!("../templates/go/logic/logic_test.go"),
+    ),
+    ("go.mod", include_str!("../templates/go/go.mod")),
+    ("README.md", include_str!("../templates/go/README.md")),
+];
+
 #[derive(Debug, thiserror::Error)]
 pub enum ScaffoldError {
     #[error(
@@ -130,6 +145,7 @@ pub fn new(plugins_dir: &Path, lang: Lang, name: &str) -> Result<PathBuf, Scaffo
         Lang::Python => PYTHON,
         Lang::Js => JS,
         Lang::C => C,
+        Lang::Go => GO,
     };
     let env_name = name.to_ascii_uppercase().replace('-', "_");
     for (file, text) in templates {
@@ -181,6 +197,11 @@ mod tests {
         assert!(c.contains(r#""c-bot""#) && c.contains("WASMBOT_C_BOT__REPLY"));
         assert!(!c.contains("{{"));
         assert!(made.join("Makefile").is_file() && made.join(".gitignore").is_file());
+
+        let made = new(dir.path(), Lang::Go, "go-bot").unwrap();
+        let go = std::fs::read_to_string(made.join("plugin.go")).unwrap();
+        assert!(go.contains(r#"Name:        "go-bot""#) && go.contains("WASMBOT_GO_BOT__REPLY"));
+        assert!(!go.contains("{{") && made.join("logic/logic_test.go").is_file());
 
         let made = new(dir.path(), Lang::Js, "js-bot").unwrap();
         let js = std::fs::read_to_string(made.join("plugin.js")).unwrap();

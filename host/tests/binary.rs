@@ -643,7 +643,7 @@ fn a_slowloris_flood_does_not_starve_webhooks() {
 fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
     let dir = tempfile::tempdir().unwrap();
     let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    // The user's own cache (the Python, JavaScript and C toolchains are
+    // The user's own cache (the Python, JavaScript, C and Go toolchains are
     // installed there once, as for any build) and the repo's target
     // folder (the Rust dependencies are compiled there already).
     let cache = std::env::var("XDG_CACHE_HOME")
@@ -667,6 +667,7 @@ fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
         ("python", "hi-py"),
         ("js", "hi-js"),
         ("c", "hi-c"),
+        ("go", "hi-go"),
     ] {
         wasmbot(&["new", "--lang", lang, name]);
         let own = dir
@@ -680,9 +681,9 @@ fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
     std::fs::remove_dir_all(dir.path().join("plugins/hi-py/wit")).unwrap();
     let built = wasmbot(&["build"]);
     let installed = built.lines().filter(|l| l.starts_with("built plugins/"));
-    assert_eq!(installed.count(), 4, "{built}");
+    assert_eq!(installed.count(), 5, "{built}");
     let chat = wasmbot(&["chat", "-m", "ping"]);
-    assert_eq!(chat.matches("pong").count(), 4, "{chat}");
+    assert_eq!(chat.matches("pong").count(), 5, "{chat}");
     // The Rust plugin's own tests run natively, on the SDK's test helpers.
     let native = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([

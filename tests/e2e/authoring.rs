@@ -1,8 +1,8 @@
 //! Plugins in other languages, from `wasmbot new` to an answer: the real
 //! templates, the real toolchains (cargo for wasm32-wasip2,
-//! componentize-py, componentize-js, zig cc), loaded by the real server.
-//! The first Python, JavaScript and C builds install componentize-py,
-//! componentize-js and Zig into wasmbot's cache folder
+//! componentize-py, componentize-js, zig cc, go), loaded by the real
+//! server. The first Python, JavaScript, C and Go builds install
+//! componentize-py, componentize-js, Zig and Go into wasmbot's cache folder
 //! (`toolchain::installed`), as they would on a newcomer's machine.
 
 use std::path::{Path, PathBuf};
@@ -191,6 +191,36 @@ async fn a_new_c_plugin_builds_and_answers_ping() {
     } else {
         eprintln!("SKIPPED the C scaffold's native tests (`make test`): no make or cc here");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_go_plugin_builds_and_answers_ping() {
+    let (ws, component) = new_plugin("go-ping", Lang::Go);
+    answers(&component, "PING", "pong").await;
+    // The logic's own tests, natively, with the Go wasmbot installed.
+    let tools = toolchain::tools_dir().unwrap();
+    let go = tools
+        .join(format!("{}-{}", toolchain::GO.name, toolchain::GO.version))
+        .join(toolchain::GO.executable);
+    // The caches `wasmbot build` uses, not the user's ~/go.
+    let caches = tools.join(format!("go-{}-cache", toolchain::GO.version));
+    let folder = ws.path().join("plugins/go-ping");
+    let out = std::process::Command::new(go)
+        .args(["test", "./logic"])
+        .current_dir(&folder)
+        .env("GOCACHE", caches.join("build"))
+        .env("GOPATH", caches.join("path"))
+        .env("GOTOOLCHAIN", "local")
+        .env("GOPROXY", "off")
+        .env("GOFLAGS", "-mod=mod")
+        .output()
+        .unwrap();
+    let printed = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success() && printed.contains("ok"), "{printed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

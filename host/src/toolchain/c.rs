@@ -106,7 +106,7 @@ fn bindings(
 
 /// The component of a core module that carries its component type: WASI
 /// preview1 (libc) adapted to the preview2 the host links.
-fn componentize(core: &[u8], out: &Path) -> Result<(), BuildError> {
+pub(super) fn componentize(core: &[u8], out: &Path) -> Result<(), BuildError> {
     use wasi_preview1_component_adapter_provider as adapter;
     let fail = |e: anyhow::Error| BuildError::Io(format!("making the component: {e:#}"));
     let component = wit_component::ComponentEncoder::default()

@@ -1,12 +1,12 @@
 //! `wasmbot build [NAME…]`: builds the plugin sources in `plugins/*/` into
 //! `plugins/NAME.wasm`, against the plugin's own `wit/`, else the repo's or
 //! the one built into the binary. Each language's own tool does the work.
-//! The Python, JavaScript and C tools are installed by wasmbot itself,
+//! The Python, JavaScript, C and Go tools are installed by wasmbot itself,
 //! pinned, into its cache folder the first time they are needed
-//! (componentize-py and Zig into private venvs, componentize-js into a
-//! private npm prefix; C bindings and componentizing are libraries inside
-//! wasmbot: [`c`]); what it cannot install (python3, node, the Rust
-//! target) is reported with the command that installs it. The result is
+//! (componentize-py, Zig and Go into private venvs, componentize-js into a
+//! private npm prefix; C and Go bindings and componentizing are libraries
+//! inside wasmbot: [`c`], [`go`]); what it cannot install (python3, node,
+//! the Rust target) is reported with the command that installs it. The result is
 //! written atomically (temp file + rename), so a running bot picks it up by
 //! hot reload and never sees half a component.
 
@@ -14,7 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 mod c;
+mod go;
 pub use c::ZIG;
+pub use go::GO;
 
 /// The componentize-py wasmbot installs and builds Python plugins with.
 pub const COMPONENTIZE_PY: Tool = Tool {
@@ -48,7 +50,7 @@ pub struct Tool {
 pub enum BuildError {
     #[error(
         "no plugin source in {0}: expected Cargo.toml (Rust), app.py (Python), plugin.js \
-         (JavaScript) or plugin.c (C)"
+         (JavaScript), plugin.c (C) or plugin.go (Go)"
     )]
     UnknownLanguage(PathBuf),
     #[error("{tool} is not installed; {install}")]
@@ -139,6 +141,8 @@ pub fn build(source: &Path, wit: &Path, target_dir: &Path) -> Result<PathBuf, Bu
         build_js(source, wit, &temp)?;
     } else if source.join("plugin.c").is_file() {
         c::build(source, wit, &temp)?;
+    } else if source.join("plugin.go").is_file() {
+        go::build(source, wit, &temp)?;
     } else {
         return Err(BuildError::UnknownLanguage(source.to_owned()));
     }
