@@ -106,6 +106,12 @@ async fn status_over_wasi_http(component: &str, denied: &str) {
     .await;
     let xml = bot.message("status").await.twiml().to_owned();
     assert_eq!(only_body(&xml), denied, "{xml}");
+    // Refused by the policy, not failed on the way.
+    let log = captured_log();
+    assert!(
+        log.contains("http failed: refused: status.example.com is not an allowed host"),
+        "{log:.3000}"
+    );
     bot.stop().await;
 }
 
@@ -124,6 +130,63 @@ async fn a_new_python_plugin_builds_and_answers_ping() {
     assert!(ran.contains("Ran 1 test"), "{ran}");
     answers(&component, "PING", "pong").await;
     status_over_wasi_http(&component, "status unknown: http-request-denied").await;
+}
+
+/// The scaffold's `wasmbot_http.py` beyond GET: a POST with a body, a body
+/// over the cap, a header the host keeps for itself, a refused host: each
+/// an answer or an `HttpError` code, never an unhandled error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_python_http_helper_posts_and_names_each_failure() {
+    let ws = workspace();
+    let source = scaffold::new(&ws.path().join("plugins"), Lang::Python, "poster").unwrap();
+    let app = r#"
+import wasmbot_http
+from wit_world import exports
+from wit_world.imports import config, types
+
+
+class Handler(exports.Handler):
+    def describe(self) -> types.PluginInfo:
+        return types.PluginInfo(
+            name="poster", version="0.1.0", description="posts", priority=100,
+            settings=[types.Setting(key="base", default=None, description="stub")],
+            triggers=[types.Trigger_Everything()],
+        )
+
+    def handle(self, msg: types.Message):
+        base = config.get("base") or ""
+        try:
+            if msg.body == "post":
+                r = wasmbot_http.post(base + "/echo", "héllo", {"content-type": "text/plain"})
+                said = f"{r.status} {r.text()}"
+            elif msg.body == "big":
+                said = str(wasmbot_http.post(base + "/echo", b"x" * (2 << 20)).status)
+            elif msg.body == "host":
+                said = str(wasmbot_http.get(base + "/host", {"host": "evil.example"}).status)
+            else:
+                said = str(wasmbot_http.get("https://not-granted.example/").status)
+        except wasmbot_http.HttpError as e:
+            said = "error " + e.code
+        return types.Reply(text=said, media=[])
+"#;
+    std::fs::write(source.join("app.py"), app).unwrap();
+    let component = build(&source, &ws.path().join("wit"));
+    let stub = Stub::start().await;
+    let bot = Bot::start(&[("poster.wasm", &component)], |c| {
+        c.env.insert("WASMBOT_POSTER__BASE".into(), stub.url(""));
+        c.plugin_timeout = std::time::Duration::from_secs(5);
+    })
+    .await;
+    for (body, expected) in [
+        ("post", "200 got 6 bytes of text/plain"),
+        ("big", "error http-request-body-size"),
+        ("host", "error header-forbidden"),
+        ("other", "error http-request-denied"),
+    ] {
+        let xml = bot.message(body).await.twiml().to_owned();
+        assert_eq!(only_body(&xml), expected, "{body}: {xml}");
+    }
+    bot.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,6 +344,11 @@ async fn the_js_define_example_answers_from_its_upstream() {
     assert_eq!(
         only_body(&xml),
         "Sorry, I cannot look up &quot;cat&quot; right now."
+    );
+    let log = captured_log();
+    assert!(
+        log.contains("http failed: refused: api.dictionaryapi.dev is not an allowed host"),
+        "{log:.3000}"
     );
     bot.stop().await;
 }

@@ -115,6 +115,7 @@ async fn endless_wasi_http_resources_trap_the_plugin_alone() {
     let failed: std::collections::BTreeMap<_, _> = answer.failed.into_iter().collect();
     let why = failed["fetcher"].to_string();
     assert!(why.starts_with("trapped: "), "{why}");
+    assert!(why.contains("resource table has no free keys"), "{why}");
     bot.stop().await;
 }
 
@@ -137,6 +138,11 @@ async fn the_rust_joke_example_fetches_with_wstd() {
         only_body(&xml),
         "Sorry, I cannot think of a joke right now.",
         "{xml}"
+    );
+    let log = captured_log();
+    assert!(
+        log.contains("http failed: refused: icanhazdadjoke.com is not an allowed host"),
+        "{log:.3000}"
     );
     // A wasi:http plugin's URL default asks for its host, like `http`'s.
     let joke = bot.plugin("joke").await;

@@ -1,6 +1,7 @@
 //! What plugins import from the host — `log`, `config` and `http` (and,
-//! through [`Egress`], `wasi:http`: see `wasi_http`) — and their stderr, plus the conversions between the bindgen types of each
-//! contract version and [`crate::message`]. Each import acts only within the plugin's
+//! through [`Egress`], `wasi:http`: see `wasi_http`) — and their stderr,
+//! plus the conversions between the bindgen types of each contract version
+//! and [`crate::message`]. Each import acts only within the plugin's
 //! [`Grant`]; every text a plugin hands to the log is escaped and capped.
 
 use super::instance::Limiter;

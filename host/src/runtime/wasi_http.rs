@@ -137,7 +137,7 @@ async fn forward(
     let limits = outbound.limits();
     // One deadline for the whole exchange, waiting for a turn and reading
     // the body included: the operator's limit, or the guest's if shorter.
-    let limit = within(options).map_or(limits.timeout, |t| t.min(limits.timeout));
+    let limit = limit(options, limits.timeout);
     let deadline = tokio::time::Instant::now() + limit;
     let timed_out = || Refused::Policy(HttpError::Timeout);
     let _turn = tokio::time::timeout_at(deadline, in_flight.acquire())
@@ -187,8 +187,14 @@ fn method_has_body(method: Method) -> bool {
     matches!(method, Method::Post | Method::Put | Method::Patch)
 }
 
+/// The time one exchange may take: the operator's limit, or the guest's
+/// own ([`within`]) if shorter.
+fn limit(options: Option<RequestOptions>, operator: Duration) -> Duration {
+    within(options).map_or(operator, |guest| guest.min(operator))
+}
+
 /// The time the guest allows itself (connect plus first byte), if it set
-/// any: it can only shorten the operator's limit.
+/// any.
 fn within(options: Option<RequestOptions>) -> Option<Duration> {
     let o = options?;
     match (o.connect_timeout, o.first_byte_timeout) {
@@ -243,13 +249,25 @@ mod tests {
 
     #[test]
     fn a_guest_timeout_only_shortens() {
-        assert_eq!(within(None), None);
-        assert_eq!(within(Some(RequestOptions::default())), None);
-        let options = RequestOptions {
-            connect_timeout: Some(Duration::from_millis(200)),
-            first_byte_timeout: Some(Duration::from_millis(300)),
-            between_bytes_timeout: None,
+        let operator = Duration::from_secs(3);
+        assert_eq!(limit(None, operator), operator);
+        assert_eq!(limit(Some(RequestOptions::default()), operator), operator);
+        let ms = |n| Some(Duration::from_millis(n));
+        let options = |connect, first_byte| RequestOptions {
+            connect_timeout: connect,
+            first_byte_timeout: first_byte,
+            between_bytes_timeout: ms(1),
         };
-        assert_eq!(within(Some(options)), Some(Duration::from_millis(500)));
+        // Connect plus first byte, when shorter than the operator's.
+        assert_eq!(
+            limit(Some(options(ms(200), ms(300))), operator),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            limit(Some(options(None, ms(300))), operator),
+            Duration::from_millis(300)
+        );
+        // Never longer.
+        assert_eq!(limit(Some(options(ms(60_000), None)), operator), operator);
     }
 }

@@ -30,6 +30,10 @@ pub const GO: Tool = Tool {
 /// The generated package that holds the plugin's exports.
 pub const EXPORTS: &str = "export_wasmbot_plugin_handler";
 
+/// Where the runtime package goes in the module: a name no author's
+/// package has (Go ignores `_` folders in `./...`).
+const RUNTIME: &str = "_wasmbot_pkg";
+
 /// The runtime package the bindings import, as its crate ships it.
 const PKG: &[(&str, &str)] = &[
     ("go.mod", include_str!("../../tools/go-pkg/go.mod")),
@@ -94,7 +98,9 @@ pub(super) fn build(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildEr
         let text = if name == "go.mod" {
             // The runtime package from here, not from the module proxy.
             let mut text = String::from_utf8_lossy(text).into_owned();
-            text.push_str("\nreplace go.bytecodealliance.org/pkg => ./pkg\n");
+            text.push_str(&format!(
+                "\nreplace go.bytecodealliance.org/pkg => ./{RUNTIME}\n"
+            ));
             text.into_bytes()
         } else {
             text.to_vec()
@@ -102,7 +108,7 @@ pub(super) fn build(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildEr
         write(&module.join(name), &text)?;
     }
     for (name, text) in PKG {
-        write(&module.join("pkg").join(name), text.as_bytes())?;
+        write(&module.join(RUNTIME).join(name), text.as_bytes())?;
     }
     copy_sources(source, &module)?;
 
@@ -161,6 +167,13 @@ fn copy_sources(source: &Path, module: &Path) -> Result<(), BuildError> {
                 .map_err(|e| BuildError::Io(format!("cannot read {}: {e}", path.display())))?;
             write(&module.join(EXPORTS).join(&name), &text)?;
         } else if path.is_dir() && name != "wit" && !name.starts_with('.') {
+            // A package of the author's must not land in generated code.
+            if module.join(&name).exists() || name == RUNTIME {
+                return Err(BuildError::Io(format!(
+                    "{}: the folder {name}/ has the name of a generated package; rename it",
+                    source.display()
+                )));
+            }
             copy_tree(&path, &module.join(&name))?;
         }
     }
@@ -209,6 +222,13 @@ mod tests {
         assert!(!m.join(EXPORTS).join("README.md").exists());
         assert!(m.join("logic/logic.go").is_file());
         assert!(!m.join("wit").exists() && !m.join(".git").exists());
+
+        // A folder named like a generated package is refused, not merged.
+        let generated = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(generated.path().join("wasmbot_plugin_log")).unwrap();
+        write(&source.path().join("wasmbot_plugin_log/x.go"), b"x").unwrap();
+        let err = copy_sources(source.path(), generated.path()).unwrap_err();
+        assert!(err.to_string().contains("wasmbot_plugin_log/"), "{err}");
     }
 
     #[test]
