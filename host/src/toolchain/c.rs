@@ -6,9 +6,7 @@
 //! made by wit-component, with wasmtime's WASI preview1 adapter for libc's
 //! I/O. The generated `gen/` folder is rewritten by every build.
 
-use super::{
-    BuildError, PYTHON, Tool, install_python, installed, require, run, tools_dir, world_of,
-};
+use super::{BuildError, Tool, from_pypi, run, world_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -26,9 +24,7 @@ pub const GENERATED: &str = "gen";
 
 /// Builds the C plugin in `source` against `wit` into `out`.
 pub(super) fn build(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
-    let python = require("python3", PYTHON)?;
-    let tools = tools_dir()?;
-    let zig = installed(ZIG, &tools, &python, install_python)?;
+    let (zig, tools) = from_pypi(ZIG)?;
     let (resolve, world) = world_of(wit)?;
     bindings(&resolve, world, &source.join(GENERATED))?;
 

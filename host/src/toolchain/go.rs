@@ -13,9 +13,7 @@
 //! assembles the module in a scratch folder: the generated bindings, the
 //! runtime package, the author's files.
 
-use super::{
-    BuildError, PYTHON, Tool, install_python, installed, require, run, tools_dir, world_of,
-};
+use super::{BuildError, Tool, from_pypi, run, world_of};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -78,23 +76,12 @@ const PKG: &[(&str, &str)] = &[
 
 /// Builds the Go plugin in `source` against `wit` into `out`.
 pub(super) fn build(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
-    let python = require("python3", PYTHON)?;
-    let tools = tools_dir()?;
-    let go = installed(GO, &tools, &python, install_python)?;
+    let (go, tools) = from_pypi(GO)?;
     let (resolve, world) = world_of(wit)?;
 
     let scratch = tempfile::tempdir().map_err(|e| BuildError::Io(e.to_string()))?;
     let module = scratch.path().join("module");
-    let mut files = wit_bindgen_core::Files::default();
-    wit_bindgen_go::Opts {
-        // Formatting needs gofmt on PATH; the code compiles as it is.
-        format: wit_bindgen_go::Format::False,
-        ..Default::default()
-    }
-    .build()
-    .generate(&mut resolve.clone(), world, &mut files)
-    .map_err(|e| BuildError::Io(format!("generating Go bindings: {e:#}")))?;
-    for (name, text) in files.iter() {
+    for (name, text) in bindings(&resolve, world)?.iter() {
         let text = if name == "go.mod" {
             // The runtime package from here, not from the module proxy.
             let mut text = String::from_utf8_lossy(text).into_owned();
@@ -143,6 +130,23 @@ pub(super) fn build(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildEr
     )
     .map_err(|e| BuildError::Io(format!("making the component: {e:#}")))?;
     super::c::componentize(&core, out)
+}
+
+/// wit-bindgen's Go bindings of `world`: the generated module's files.
+fn bindings(
+    resolve: &wit_parser::Resolve,
+    world: wit_parser::WorldId,
+) -> Result<wit_bindgen_core::Files, BuildError> {
+    let mut files = wit_bindgen_core::Files::default();
+    wit_bindgen_go::Opts {
+        // Formatting needs gofmt on PATH; the code compiles as it is.
+        format: wit_bindgen_go::Format::False,
+        ..Default::default()
+    }
+    .build()
+    .generate(&mut resolve.clone(), world, &mut files)
+    .map_err(|e| BuildError::Io(format!("generating Go bindings: {e:#}")))?;
+    Ok(files)
 }
 
 /// Writes `bytes` to `path`, creating its folder.
@@ -236,14 +240,7 @@ mod tests {
         // The generated go.mod requires the version the generator names.
         let wit = Path::new(env!("CARGO_MANIFEST_DIR")).join("../wit");
         let (resolve, world) = world_of(&wit).unwrap();
-        let mut files = wit_bindgen_core::Files::default();
-        wit_bindgen_go::Opts {
-            format: wit_bindgen_go::Format::False,
-            ..Default::default()
-        }
-        .build()
-        .generate(&mut resolve.clone(), world, &mut files)
-        .unwrap();
+        let files = bindings(&resolve, world).unwrap();
         let gomod = files.iter().find(|(n, _)| *n == "go.mod").unwrap().1;
         let gomod = String::from_utf8_lossy(gomod);
         assert!(gomod.contains("go.bytecodealliance.org/pkg"), "{gomod}");

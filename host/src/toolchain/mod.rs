@@ -200,9 +200,17 @@ fn build_rust(source: &Path, target_dir: &Path, out: &Path) -> Result<(), BuildE
         .map_err(|e| BuildError::Io(format!("cannot copy {}: {e}", built.display())))
 }
 
-fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
+/// A tool from PyPI in its private venv, installed first if need be: its
+/// executable, and the tools folder (for its caches).
+fn from_pypi(tool: Tool) -> Result<(PathBuf, PathBuf), BuildError> {
     let python = require("python3", PYTHON)?;
-    let tool = installed(COMPONENTIZE_PY, &tools_dir()?, &python, install_python)?;
+    let tools = tools_dir()?;
+    let exe = installed(tool, &tools, &python, install_python)?;
+    Ok((exe, tools))
+}
+
+fn build_python(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
+    let (tool, _) = from_pypi(COMPONENTIZE_PY)?;
     let mut cmd = Command::new(tool);
     cmd.current_dir(source)
         .arg("-d")
