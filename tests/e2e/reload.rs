@@ -6,7 +6,12 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 use wasmbot_tests::fixture::*;
 
-const SECOND: Duration = Duration::from_secs(1);
+/// How long a change may take to show here. These tests prove what is
+/// loaded, not how fast: they run next to fifty others that compile
+/// plugins on the same two cores (a component may be compiled in the
+/// meantime). The reload latency itself (~80-150 ms) is measured by
+/// `examples/reload_latency.rs`.
+const SETTLE: Duration = Duration::from_secs(5);
 
 fn files(listing: &serde_json::Value, key: &str) -> Vec<String> {
     listing[key]
@@ -31,7 +36,7 @@ async fn add_replace_break_and_remove_while_running() {
 
     // Add: `cp` straight into the folder.
     std::fs::copy(CAT, bot.plugin_path("cat.wasm")).unwrap();
-    bot.wait_for("cat", SECOND, |xml| xml == cat_answer).await;
+    bot.wait_for("cat", SETTLE, |xml| xml == cat_answer).await;
 
     // Replace in place with another component: the file is the plugin,
     // whatever it declares. cat.wasm now calls itself "quote", but it is
@@ -48,7 +53,7 @@ async fn add_replace_break_and_remove_while_running() {
             None => false,
         }
     };
-    bot.wait_for("quote", SECOND, |xml| two_quotes(xml)).await;
+    bot.wait_for("quote", SETTLE, |xml| two_quotes(xml)).await;
     assert_eq!(bot.message("cat").await.twiml(), apology);
     let listing = bot.plugins().await;
     let cat = &listing["plugins"][0];
@@ -90,7 +95,7 @@ async fn add_replace_break_and_remove_while_running() {
 
     // Remove: gone (the broken file's error goes with it).
     std::fs::remove_file(bot.plugin_path("quote.wasm")).unwrap();
-    bot.wait_for("quote", SECOND, |xml| {
+    bot.wait_for("quote", SETTLE, |xml| {
         bundled_quotes().contains(&only_body(xml))
     })
     .await;
@@ -111,7 +116,7 @@ async fn atomic_moves_renames_and_ignored_files() {
     }
     // `mv` into place.
     copy_atomically(CAT, &bot.plugin_path("kitty.wasm"));
-    bot.wait_for("cat", SECOND, |xml| xml == cat_answer).await;
+    bot.wait_for("cat", SETTLE, |xml| xml == cat_answer).await;
     assert_eq!(files(&bot.plugins().await, "plugins"), ["kitty.wasm"]);
 
     // Rename: the old file's plugin goes, the new file's comes.
@@ -133,7 +138,7 @@ async fn atomic_moves_renames_and_ignored_files() {
     )
     .unwrap();
     let apology = twiml(&[(Some(APOLOGY), None)]);
-    bot.wait_for("cat", SECOND, |xml| xml == apology).await;
+    bot.wait_for("cat", SETTLE, |xml| xml == apology).await;
     bot.stop().await;
 }
 
@@ -176,7 +181,7 @@ async fn a_slowly_written_file_is_never_loaded_half_written() {
         file.write_all(last).unwrap();
     }
     drop(file);
-    bot.wait_for("cat", SECOND, |xml| xml == cat_answer).await;
+    bot.wait_for("cat", SETTLE, |xml| xml == cat_answer).await;
     let listing = bot.plugins().await;
     assert_eq!(listing["plugins"][0]["sha256"], full_sha.as_str());
     assert_eq!(listing["errors"], serde_json::json!([]), "stale error kept");
@@ -228,7 +233,7 @@ async fn twenty_swaps_under_load_fail_no_request() {
         } else {
             std::fs::write(bot.plugin_path("bot.wasm"), std::fs::read(next).unwrap()).unwrap();
         }
-        bot.wait_for("a quote about a cat", 2 * SECOND, |xml| xml == expected)
+        bot.wait_for("a quote about a cat", SETTLE, |xml| xml == expected)
             .await;
     }
     stop.store(true, Ordering::Relaxed);
