@@ -269,6 +269,67 @@ async fn without_the_watcher_reload_is_explicit() {
     bot.stop().await;
 }
 
+/// wasmtime's cache cleans its folder on a store, at most once an hour:
+/// whatever it does not recognise there it deletes, two levels deep and
+/// every folder below. It once had the whole cache folder, and deleted the
+/// build tools installed beside it (CI's Go lost its `pyvenv.cfg`); an
+/// operator's `--cache-dir` could have been a shared folder. Now it has a
+/// subfolder of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_compiled_code_cache_deletes_nothing_beside_it() {
+    let cache = tempfile::tempdir().unwrap();
+    let dir = cache.path().to_owned();
+    let neighbours = [
+        "tools/go-1.27.3/pyvenv.cfg",
+        "tools/go-1.27.3/bin/go",
+        "tools/go-1.27.3/.installed",
+        "tools/go-1.27.3.lock",
+        "notes.txt",
+    ];
+    // A stray file in the compiled-code folder is the clean-up's to
+    // delete: its going shows that the clean-up has run.
+    let stray = "compiled/stray";
+    for file in neighbours.iter().chain([&stray]) {
+        let path = dir.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, "mine").unwrap();
+    }
+    let bot = Bot::start(&[("quote.wasm", QUOTE), ("cat.wasm", CAT)], {
+        let dir = dir.clone();
+        move |c| c.cache_dir = Some(dir)
+    })
+    .await;
+    let stats = bot.plugins().await["cache"].clone();
+    assert_eq!(stats["misses"], 2, "{stats}");
+    assert_eq!(
+        stats["dir"].as_str(),
+        dir.join("compiled").to_str(),
+        "{stats}"
+    );
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while dir.join(stray).exists() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the cache's clean-up never ran"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // It deletes in one loop; give the rest of it time to happen.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    for file in neighbours {
+        assert_eq!(
+            std::fs::read_to_string(dir.join(file)).ok().as_deref(),
+            Some("mine"),
+            "{file} was deleted"
+        );
+    }
+    assert_eq!(
+        bot.message("cat").await.twiml(),
+        twiml(&[(None, Some(CAT_URL))])
+    );
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn compiled_plugins_are_cached_across_restarts() {
     let cache = tempfile::tempdir().unwrap();

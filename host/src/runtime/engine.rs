@@ -114,8 +114,13 @@ impl Compiled {
     }
 }
 
+/// The subfolder of the cache folder that holds compiled code: wasmtime's
+/// alone (see `Runtime::new`).
+pub const COMPILED: &str = "compiled";
+
 impl Runtime {
-    /// A runtime; with `cache_dir`, compiled code is cached on disk there,
+    /// A runtime; with `cache_dir`, compiled code is cached on disk there
+    /// (in its `compiled/` subfolder),
     /// keyed by the component's content and the compiler's settings, so a
     /// restart or a re-added file does not compile again. A cache folder
     /// others could write to is not used (a cache hit loads native code).
@@ -155,25 +160,41 @@ impl Runtime {
         pool.linear_memory_keep_resident(keep.memory)
             .table_keep_resident(keep.table);
         config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        // wasmtime's cache treats its folder as its own: its clean-up
+        // deletes whatever it does not recognise there, two levels deep
+        // and every folder below. It gets a subfolder of `cache_dir`, so
+        // the build tools beside it (and whatever else an operator keeps
+        // in the folder they named) are never its to delete.
+        // Both are checked: whoever may write to the folder may swap the
+        // subfolder.
         let cache = match cache_dir {
-            Some(dir) => match private_cache_dir(dir) {
-                Ok(()) => {
-                    let mut cache = CacheConfig::new();
-                    cache.with_directory(dir);
-                    let cache = Cache::new(cache).map_err(|e| {
-                        LoadError::Compile(format!("compiled-code cache in {}: {e}", dir.display()))
-                    })?;
-                    config.cache(Some(cache.clone()));
-                    Some(cache)
+            Some(root) => {
+                let dir = root.join(COMPILED);
+                let private = [root, dir.as_path()]
+                    .into_iter()
+                    .try_for_each(|d| private_cache_dir(d).map_err(|why| (d, why)));
+                match private {
+                    Ok(()) => {
+                        let mut cache = CacheConfig::new();
+                        cache.with_directory(&dir);
+                        let cache = Cache::new(cache).map_err(|e| {
+                            LoadError::Compile(format!(
+                                "compiled-code cache in {}: {e}",
+                                dir.display()
+                            ))
+                        })?;
+                        config.cache(Some(cache.clone()));
+                        Some(cache)
+                    }
+                    Err((dir, why)) => {
+                        tracing::warn!(
+                            dir = %dir.display(),
+                            "compiled-code cache disabled: {why}"
+                        );
+                        None
+                    }
                 }
-                Err(why) => {
-                    tracing::warn!(
-                        dir = %dir.display(),
-                        "compiled-code cache disabled: {why}"
-                    );
-                    None
-                }
-            },
+            }
             None => None,
         };
         let engine = Engine::new(&config).map_err(|e| LoadError::Internal(e.to_string()))?;
@@ -546,6 +567,15 @@ mod tests {
         assert!(err.contains("others may write"), "{err}");
         // A runtime given such a folder runs without a cache.
         let rt = Runtime::new(Limits::default(), Some(&shared)).unwrap();
+        assert!(rt.cache_stats().is_none());
+        // Its compiled code goes in a subfolder, checked as well.
+        let rt = Runtime::new(Limits::default(), Some(&dir)).unwrap();
+        let stats = rt.cache_stats().unwrap();
+        assert_eq!(Path::new(&stats.dir), dir.join(COMPILED));
+        drop(rt);
+        let compiled = dir.join(COMPILED);
+        std::fs::set_permissions(&compiled, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let rt = Runtime::new(Limits::default(), Some(&dir)).unwrap();
         assert!(rt.cache_stats().is_none());
 
         let link = tmp.path().join("link");

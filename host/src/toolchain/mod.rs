@@ -24,6 +24,7 @@ pub const COMPONENTIZE_PY: Tool = Tool {
     version: "0.25.1",
     package: "componentize-py==0.25.1",
     executable: "bin/componentize-py",
+    probe: &["--version"],
 };
 
 /// The componentize-js wasmbot installs and builds JavaScript plugins with.
@@ -32,6 +33,7 @@ pub const COMPONENTIZE_JS: Tool = Tool {
     version: "0.23.0",
     package: "@bytecodealliance/componentize-js@0.23.0",
     executable: "node_modules/.bin/componentize-js",
+    probe: &["--version"],
 };
 
 /// A build tool wasmbot installs for itself, at one version.
@@ -43,6 +45,9 @@ pub struct Tool {
     pub package: &'static str,
     /// Where the installed executable is, in the tool's folder.
     pub executable: &'static str,
+    /// Arguments that make the executable print `version`: run before an
+    /// install is trusted, once per process.
+    pub probe: &'static [&'static str],
 }
 
 /// What went wrong building one plugin.
@@ -282,21 +287,29 @@ fn build_js(source: &Path, wit: &Path, out: &Path) -> Result<(), BuildError> {
 /// (`$XDG_CACHE_HOME/wasmbot`, else `~/.cache/wasmbot`).
 pub fn tools_dir() -> Result<PathBuf, BuildError> {
     let env = std::env::vars().collect();
-    crate::config::default_cache_dir(&env)
-        .map(|cache| cache.join("tools"))
-        .ok_or_else(|| {
-            BuildError::Io(
-                "no cache folder to install build tools in: set XDG_CACHE_HOME or HOME".into(),
-            )
-        })
+    let cache = crate::config::default_cache_dir(&env).ok_or_else(|| {
+        BuildError::Io(
+            "no cache folder to install build tools in: set XDG_CACHE_HOME or HOME".into(),
+        )
+    })?;
+    // Whoever may write to the cache folder may swap `tools/` (which
+    // `installed` checks in turn).
+    crate::runtime::private_cache_dir(&cache).map_err(|why| {
+        BuildError::Io(format!(
+            "not installing build tools in {}: {why}",
+            cache.display()
+        ))
+    })?;
+    Ok(cache.join("tools"))
 }
 
 /// The executable of `tool` in `tools`, installed there first by
 /// `install(folder)` if it is not yet, or was installed for another
 /// `runtime` (the `python3`/`node` it runs on: a venv does not survive a
-/// Python upgrade): once, under a lock (builds running at the same time
-/// wait for one install), and all or nothing (a marker file is written
-/// last; an install cut short is started again).
+/// Python upgrade), or no longer runs (its probe fails: files of it were
+/// deleted): once, under a lock (builds running at the same time wait for
+/// one install), and all or nothing (a marker file is written last; an
+/// install cut short is started again).
 pub fn installed(
     tool: Tool,
     tools: &Path,
@@ -319,7 +332,15 @@ pub fn installed(
         ))
     })?;
     if ready() {
-        return Ok(exe);
+        match runs(tool, &exe) {
+            Ok(()) => return Ok(exe),
+            Err(why) => eprintln!(
+                "wasmbot: {} {} in {} does not run ({why}); installing it again",
+                tool.name,
+                tool.version,
+                folder.display()
+            ),
+        }
     }
     let lock_path = tools.join(format!("{}-{}.lock", tool.name, tool.version));
     let lock = std::fs::File::create(&lock_path).map_err(|e| io("create", &lock_path, e))?;
@@ -330,8 +351,8 @@ pub fn installed(
         );
     }
     lock.lock().map_err(|e| io("lock", &lock_path, e))?;
-    if ready() {
-        return Ok(exe); // installed while we waited
+    if ready() && runs(tool, &exe).is_ok() {
+        return Ok(exe); // installed (or repaired) while we waited
     }
     if folder.exists() {
         std::fs::remove_dir_all(&folder).map_err(|e| io("remove", &folder, e))?;
@@ -342,20 +363,65 @@ pub fn installed(
         tool.version,
         folder.display()
     );
-    if let Err(e) = install(tool, &folder) {
+    let installed = install(tool, &folder).and_then(|()| {
+        if !exe.is_file() {
+            return Err(BuildError::Io(format!(
+                "installing {} left no {}",
+                tool.name,
+                exe.display()
+            )));
+        }
+        runs(tool, &exe).map_err(|why| {
+            BuildError::Io(format!(
+                "{} {} was installed but does not run: {why}",
+                tool.name, tool.version
+            ))
+        })
+    });
+    if let Err(e) = installed {
         let _ = std::fs::remove_dir_all(&folder);
         return Err(e);
     }
-    if !exe.is_file() {
-        let _ = std::fs::remove_dir_all(&folder);
-        return Err(BuildError::Io(format!(
-            "installing {} left no {}",
-            tool.name,
-            exe.display()
-        )));
-    }
     std::fs::write(&done, marker).map_err(|e| io("write", &done, e))?;
     Ok(exe)
+}
+
+/// Whether the installed `exe` runs and names the tool's version: once
+/// per process and version of the file (its, or its link's, modification
+/// time).
+fn runs(tool: Tool, exe: &Path) -> Result<(), String> {
+    use std::sync::Mutex;
+    static WORKED: Mutex<Vec<(PathBuf, std::time::SystemTime)>> = Mutex::new(Vec::new());
+    let stamp = std::fs::symlink_metadata(exe)
+        .and_then(|m| m.modified())
+        .map_err(|e| e.to_string())?;
+    let key = (exe.to_owned(), stamp);
+    let worked = |w: &Vec<_>| w.contains(&key);
+    if worked(&WORKED.lock().unwrap_or_else(|e| e.into_inner())) {
+        return Ok(());
+    }
+    let out = Command::new(exe)
+        .args(tool.probe)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| e.to_string())?;
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let last = text.trim().lines().last().unwrap_or("no output").to_owned();
+    if !out.status.success() {
+        return Err(format!("{}: {last}", out.status));
+    }
+    if !text.contains(tool.version) {
+        return Err(format!("it says {last:?}, not {}", tool.version));
+    }
+    let mut w = WORKED.lock().unwrap_or_else(|e| e.into_inner());
+    if !worked(&w) {
+        w.push(key);
+    }
+    Ok(())
 }
 
 /// A private venv with the tool from PyPI (wheels only: nothing is
@@ -489,7 +555,17 @@ mod tests {
             version: "1.0",
             package: "fake==1.0",
             executable: "bin/t",
+            probe: &["-c", "echo fake 1.0"],
         }
+    }
+
+    /// Puts `program` where the tool's executable goes (a link, so no
+    /// file this process writes is ever executed: "text file busy").
+    fn link_exe(tool: Tool, folder: &Path, program: &str) {
+        let exe = folder.join(tool.executable);
+        std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
+        let _ = std::fs::remove_file(&exe);
+        std::os::unix::fs::symlink(program, exe).unwrap();
     }
 
     /// A stand-in installer: counts its runs, writes the executable.
@@ -499,9 +575,7 @@ mod tests {
         move |tool, folder| {
             runs.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             std::thread::sleep(std::time::Duration::from_millis(50));
-            let exe = folder.join(tool.executable);
-            std::fs::create_dir_all(exe.parent().unwrap()).unwrap();
-            std::fs::write(exe, "#!/bin/sh\n").unwrap();
+            link_exe(tool, folder, "/bin/sh");
             Ok(())
         }
     }
@@ -556,10 +630,42 @@ mod tests {
         let runs = std::sync::atomic::AtomicUsize::new(0);
         let exe = installed(fake_tool("t"), tools.path(), "rt 1", fake_install(&runs)).unwrap();
         assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 1);
-        assert_eq!(std::fs::read_to_string(exe).unwrap(), "#!/bin/sh\n");
+        assert_eq!(std::fs::read_link(exe).unwrap(), Path::new("/bin/sh"));
         // An installer that leaves no executable is an error, not a success.
         let empty = installed(fake_tool("u"), tools.path(), "rt 1", |_, _: &Path| Ok(()));
         assert!(matches!(empty, Err(BuildError::Io(m)) if m.contains("left no")));
+        // Nor is one whose tool does not run, or runs another version.
+        for (name, program, why) in [
+            ("v", "/bin/false", "exit status: 1"),
+            ("w", "/bin/true", "not 1.0"),
+        ] {
+            let broken = installed(fake_tool(name), tools.path(), "rt 1", |t, folder: &Path| {
+                link_exe(t, folder, program);
+                Ok(())
+            });
+            assert!(
+                matches!(&broken, Err(BuildError::Io(m)) if m.contains("does not run") && m.contains(why)),
+                "{broken:?}"
+            );
+            assert!(!tools.path().join(format!("{name}-1.0")).exists());
+        }
+    }
+
+    /// What a clean-up of the cache folder once did to an installed Go:
+    /// its files deleted under an intact marker. The next build finds
+    /// that the tool no longer runs and installs it again.
+    #[test]
+    fn a_tool_that_no_longer_runs_is_installed_again() {
+        let tools = tempfile::tempdir().unwrap();
+        let runs = std::sync::atomic::AtomicUsize::new(0);
+        let exe = installed(fake_tool("t"), tools.path(), "rt 1", fake_install(&runs)).unwrap();
+        link_exe(fake_tool("t"), &tools.path().join("t-1.0"), "/bin/false");
+        let again = installed(fake_tool("t"), tools.path(), "rt 1", fake_install(&runs)).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
+        assert_eq!(again, exe);
+        assert_eq!(std::fs::read_link(&exe).unwrap(), Path::new("/bin/sh"));
+        installed(fake_tool("t"), tools.path(), "rt 1", fake_install(&runs)).unwrap();
+        assert_eq!(runs.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
     #[cfg(unix)]
