@@ -70,6 +70,13 @@ const GUESTS: &[(&str, Guest<'static>)] = &[
         },
     ),
     (
+        "HOARDER",
+        Guest {
+            package: "wasmbot-fixture-hoarder",
+            dir: "tests/guests/hoarder",
+        },
+    ),
+    (
         "FETCHER",
         Guest {
             package: "wasmbot-fixture-fetcher",

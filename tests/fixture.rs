@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use wasmbot::config::Config;
 
-pub use crate::{CAT, FETCHER, GREEDY, HOSTILE, IMPOSTOR, JOKE, QUOTE, SPIN, TRAP, V2};
+pub use crate::{CAT, FETCHER, GREEDY, HOARDER, HOSTILE, IMPOSTOR, JOKE, QUOTE, SPIN, TRAP, V2};
 
 /// What the stub's `/joke` answers (to `Accept: text/plain`).
 pub const STUB_JOKE: &str = "I only know 25 letters of the alphabet. I don't know y.";
@@ -184,6 +184,9 @@ pub struct Bot {
     pub state: std::sync::Arc<wasmbot::webhook::AppState>,
     /// The plugins folder; removed on drop.
     plugins_dir: tempfile::TempDir,
+    /// The data folder, with the plugin state file unless the test chose
+    /// another store; removed on drop.
+    _data_dir: tempfile::TempDir,
     /// `WASMBOT_ADMIN_TOKEN`, sent by [`Bot::plugins`] and [`Bot::reload`].
     admin_token: Option<String>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -206,11 +209,13 @@ impl Bot {
         for (name, component) in files {
             std::fs::copy(component, dir.path().join(name)).unwrap();
         }
+        let data = tempfile::tempdir().unwrap();
         let mut config = Config {
             addr: "127.0.0.1:0".parse().unwrap(),
             plugins_dir: dir.path().to_owned(),
             plugin_timeout: Duration::from_secs(2),
             http_timeout: Duration::from_millis(500),
+            state: wasmbot::state::Location::File(data.path().join("state.sqlite3")),
             ..Config::default()
         };
         configure(&mut config);
@@ -227,11 +232,12 @@ impl Bot {
             client: reqwest::Client::new(),
             state,
             plugins_dir: dir,
+            _data_dir: data,
             admin_token: config.admin_token.as_ref().map(|t| t.0.clone()),
             shutdown: Some(tx),
             task: Some(task),
         };
-        bot.wait_healthy().await;
+        bot.wait_ready().await;
         bot
     }
 
@@ -268,21 +274,32 @@ impl Bot {
         }
     }
 
-    async fn wait_healthy(&self) {
+    async fn wait_ready(&self) {
         for _ in 0..600 {
-            if let Ok(r) = self.client.get(self.url("/healthz")).send().await
+            if let Ok(r) = self.client.get(self.url("/readyz")).send().await
                 && r.status() == 200
             {
                 return;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        panic!("bot never became healthy");
+        panic!("bot never became ready");
     }
 
     /// POSTs a Twilio-shaped WhatsApp webhook with `body` as the message.
     pub async fn message(&self, body: &str) -> Reply {
         self.post_form(&whatsapp_form(body), &[]).await
+    }
+
+    /// POSTs a WhatsApp message saying `body` from `from`.
+    pub async fn message_from(&self, from: &str, body: &str) -> Reply {
+        let mut form = whatsapp_form(body);
+        for (name, value) in &mut form {
+            if name == "From" {
+                *value = from.to_owned();
+            }
+        }
+        self.post_form(&form, &[]).await
     }
 
     /// Sends `body` as a WhatsApp message from a task of its own, for
@@ -514,5 +531,74 @@ impl std::io::Write for CapturedLog {
 
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
+    }
+}
+
+/// A `redis-server` on a free loopback port, without persistence, stopped
+/// when dropped. `None`, with a loud line, where it is not installed
+/// (`.ci/run` installs it; Debian: `apt-get install redis-server`).
+pub struct RedisServer {
+    child: Option<std::process::Child>,
+    port: u16,
+}
+
+impl RedisServer {
+    pub fn start() -> Option<RedisServer> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut server = RedisServer { child: None, port };
+        if server.run().is_err() {
+            eprintln!(
+                "SKIPPED: redis-server is not installed (apt-get install redis-server); \
+                 the Redis backend was NOT tested"
+            );
+            return None;
+        }
+        Some(server)
+    }
+
+    fn run(&mut self) -> std::io::Result<()> {
+        let child = std::process::Command::new("redis-server")
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string()])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()?;
+        self.child = Some(child);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "redis-server did not start"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (its data is gone with it).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts it again, empty, on the same port.
+    pub fn restart(&mut self) {
+        self.stop();
+        self.run().expect("redis-server ran before");
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

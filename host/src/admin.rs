@@ -241,6 +241,13 @@ fn listing(state: &AppState) -> Response {
         "warnings": snapshot.warnings,
         "cache": runtime.cache_stats(),
         "memory": runtime.memory_stats(),
+        "state": runtime.state().map(|store| serde_json::json!({
+            "store": store.location().to_string(),
+            "max_keys": store.limits().max_keys,
+            "max_bytes": store.limits().max_bytes,
+            "max_value": store.limits().max_value,
+            "max_ops": store.limits().max_ops,
+        })),
         "now": SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs(),
     }))
     .into_response()

@@ -54,6 +54,11 @@ pub struct ServeArgs {
     /// Do not cache compiled plugins on disk
     #[arg(long, env = "WASMBOT_NO_CACHE")]
     pub no_cache: bool,
+    /// Where plugin state is kept: a SQLite file, `redis://host:port/db`
+    /// (replicas), or `off` [default: $XDG_DATA_HOME/wasmbot/state.sqlite3
+    /// or ~/.local/share/wasmbot/state.sqlite3]
+    #[arg(long, env = "WASMBOT_STATE")]
+    pub state: Option<String>,
 }
 
 /// The optional TOML file. Unknown keys are errors, so typos show.
@@ -85,6 +90,12 @@ pub struct FileConfig {
     pub max_connections: Option<usize>,
     pub header_timeout_ms: Option<u64>,
     pub outbound_proxy: Option<String>,
+    pub state: Option<String>,
+    pub state_max_keys: Option<u32>,
+    pub state_max_kb: Option<u64>,
+    pub state_max_value_kb: Option<usize>,
+    pub state_max_ops: Option<u32>,
+    pub state_timeout_ms: Option<u64>,
     #[serde(default)]
     pub twilio_shared_keys: BTreeMap<String, String>,
     #[serde(default)]
@@ -180,6 +191,13 @@ pub struct Config {
     /// An egress proxy for plugins' HTTP (`WASMBOT_OUTBOUND_PROXY`). The
     /// environment's `HTTP_PROXY` and friends are never used.
     pub outbound_proxy: Option<url::Url>,
+    /// Where plugin state is kept. [`Config::resolve`]'s default is
+    /// `state.sqlite3` in the data folder (`$XDG_DATA_HOME/wasmbot`, else
+    /// `~/.local/share/wasmbot`); `Config::default()`'s is off, so an
+    /// embedder or a test writes nothing it did not ask for.
+    pub state: crate::state::Location,
+    /// Limits on each plugin's state.
+    pub state_limits: crate::state::Limits,
     /// `[plugins.<id>]` tables of the file.
     pub file_plugins: BTreeMap<String, BTreeMap<String, String>>,
     /// Every `WASMBOT_*` variable of the environment that is not a global
@@ -216,6 +234,8 @@ impl Default for Config {
             max_connections: None,
             header_timeout: Duration::from_secs(10),
             outbound_proxy: None,
+            state: crate::state::Location::Off,
+            state_limits: crate::state::Limits::default(),
             file_plugins: BTreeMap::new(),
             env: BTreeMap::new(),
         }
@@ -240,6 +260,7 @@ const GLOBAL_ENV: &[&str] = &[
     "WASMBOT_ADMIN_TOKEN",
     "WASMBOT_MEMORY_BUDGET_MB",
     "WASMBOT_OUTBOUND_PROXY",
+    "WASMBOT_STATE",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -380,6 +401,22 @@ impl Config {
             max_connections: file.max_connections,
             header_timeout: file.header_timeout_ms.map_or(d.header_timeout, ms),
             outbound_proxy,
+            state: match args.state.as_ref().or(file.state.as_ref()) {
+                Some(text) if !text.trim().is_empty() => crate::state::Location::parse(text),
+                _ => default_data_dir(&env).map_or(crate::state::Location::Off, |dir| {
+                    crate::state::Location::File(dir.join("state.sqlite3"))
+                }),
+            },
+            state_limits: {
+                let d = crate::state::Limits::default();
+                crate::state::Limits {
+                    max_keys: file.state_max_keys.unwrap_or(d.max_keys),
+                    max_bytes: file.state_max_kb.map_or(d.max_bytes, |kb| kb << 10),
+                    max_value: file.state_max_value_kb.map_or(d.max_value, |kb| kb << 10),
+                    max_ops: file.state_max_ops.unwrap_or(d.max_ops),
+                    timeout: file.state_timeout_ms.map_or(d.timeout, ms),
+                }
+            },
             file_plugins: file
                 .plugins
                 .into_iter()
@@ -405,6 +442,7 @@ impl Config {
         if config.plugin_timeout.is_zero()
             || config.http_timeout.is_zero()
             || config.header_timeout.is_zero()
+            || config.state_limits.timeout.is_zero()
         {
             return Err(ConfigError::Invalid(
                 "time limits must be above zero".into(),
@@ -515,6 +553,15 @@ pub(crate) fn default_cache_dir(env: &BTreeMap<String, String>) -> Option<PathBu
     Some(base.join("wasmbot"))
 }
 
+/// `$XDG_DATA_HOME/wasmbot`, else `$HOME/.local/share/wasmbot`.
+pub(crate) fn default_data_dir(env: &BTreeMap<String, String>) -> Option<PathBuf> {
+    let base = match env.get("XDG_DATA_HOME").filter(|d| !d.is_empty()) {
+        Some(dir) => PathBuf::from(dir),
+        None => PathBuf::from(env.get("HOME").filter(|d| !d.is_empty())?).join(".local/share"),
+    };
+    Some(base.join("wasmbot"))
+}
+
 /// The cache needs an absolute path.
 fn absolute(path: PathBuf) -> PathBuf {
     std::path::absolute(&path).unwrap_or(path)
@@ -568,6 +615,67 @@ mod tests {
         let off = Config::resolve(&off, env(&[("HOME", "/home/ada")])).unwrap();
         assert_eq!(off.cache_dir, None);
         assert!(!off.watch);
+    }
+
+    #[test]
+    fn plugin_state_lives_in_the_data_folder_unless_told() {
+        use crate::state::Location;
+        let home = Config::resolve(&ServeArgs::default(), env(&[("HOME", "/home/ada")])).unwrap();
+        assert_eq!(
+            home.state,
+            Location::File("/home/ada/.local/share/wasmbot/state.sqlite3".into())
+        );
+        let xdg = Config::resolve(
+            &ServeArgs::default(),
+            env(&[("HOME", "/home/ada"), ("XDG_DATA_HOME", "/data")]),
+        )
+        .unwrap();
+        assert_eq!(
+            xdg.state,
+            Location::File("/data/wasmbot/state.sqlite3".into())
+        );
+        let redis = ServeArgs {
+            state: Some("redis://127.0.0.1:6379/1".into()),
+            ..ServeArgs::default()
+        };
+        let redis = Config::resolve(
+            &redis,
+            env(&[
+                ("HOME", "/home/ada"),
+                ("WASMBOT_STATE", "redis://127.0.0.1:6379/1"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            redis.state,
+            Location::Redis("redis://127.0.0.1:6379/1".into())
+        );
+        assert!(
+            !redis.env.contains_key("WASMBOT_STATE"),
+            "a global, not a plugin setting"
+        );
+        let nowhere = Config::resolve(&ServeArgs::default(), env(&[])).unwrap();
+        assert_eq!(nowhere.state, Location::Off, "no HOME, no default file");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("wasmbot.toml");
+        std::fs::write(
+            &file,
+            "state = \"off\"\nstate_max_keys = 10\nstate_max_kb = 4\nstate_max_value_kb = 1\n\
+             state_max_ops = 5\nstate_timeout_ms = 250\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            config: Some(file),
+            ..ServeArgs::default()
+        };
+        let c = Config::resolve(&args, env(&[("HOME", "/home/ada")])).unwrap();
+        assert_eq!(c.state, Location::Off);
+        assert_eq!(c.state_limits.max_keys, 10);
+        assert_eq!(c.state_limits.max_bytes, 4096);
+        assert_eq!(c.state_limits.max_value, 1024);
+        assert_eq!(c.state_limits.max_ops, 5);
+        assert_eq!(c.state_limits.timeout, Duration::from_millis(250));
     }
 
     #[test]

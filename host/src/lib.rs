@@ -24,6 +24,7 @@ pub mod registry;
 pub mod runtime;
 pub mod scaffold;
 pub mod signature;
+pub mod state;
 pub mod toolchain;
 pub mod trigger;
 pub mod twiml;
@@ -47,7 +48,7 @@ pub struct Server {
 impl Server {
     /// The WebAssembly runtime `config` asks for.
     pub fn runtime(config: &config::Config) -> anyhow::Result<runtime::Runtime> {
-        runtime::Runtime::new(
+        let runtime = runtime::Runtime::new(
             runtime::Limits {
                 memory: config.plugin_memory,
                 memory_budget: config.memory_budget,
@@ -63,13 +64,20 @@ impl Server {
             },
             config.cache_dir.as_deref(),
         )
-        .context("starting the WebAssembly runtime")
+        .context("starting the WebAssembly runtime")?;
+        let store = state::Store::open(&config.state, config.state_limits.clone())
+            .with_context(|| format!("opening plugin state ({})", config.state))?;
+        Ok(runtime.with_state(Arc::new(store)))
     }
 
     /// Builds the runtime and an empty registry; plugins load on
     /// [`Server::run`] or [`Server::start_plugins`].
     pub fn new(config: &config::Config) -> anyhow::Result<Self> {
         let runtime = Self::runtime(config)?;
+        let mut replay = webhook::Replay::new(config.idempotency_cache);
+        if let Some(store) = runtime.state() {
+            replay = replay.shared(store.clone());
+        }
         let registry = Arc::new(registry::Registry::new(
             Arc::new(runtime),
             config.plugins_dir.clone(),
@@ -106,7 +114,7 @@ impl Server {
                     config.max_in_flight.saturating_mul(4),
                 )),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
-                replay: webhook::Replay::new(config.idempotency_cache),
+                replay,
                 max_body: config.max_request_body,
             }),
             registry,
@@ -197,6 +205,9 @@ impl Server {
             tracing::info!(
                 "WASMBOT_ADMIN_TOKEN is not set: GET /plugins and POST /plugins/reload are off"
             );
+        }
+        if let Some(store) = self.registry.runtime().state() {
+            tracing::info!(state = %store.location(), "plugin state");
         }
         let _background = self.start_plugins()?;
         edge::serve(listener, self.router(), self.edge.clone(), shutdown)

@@ -1,4 +1,4 @@
-//! The webhook: Twilio's `POST /bot` and `GET /healthz`. Reads the body
+//! The webhook: Twilio's `POST /bot`, `GET /healthz` and `GET /readyz`. Reads the body
 //! within its size and time limits (under a reading budget of its own),
 //! parses the form leniently, checks the signature, answers a retry from
 //! the idempotency cache, takes an in-flight permit (503 past
@@ -63,10 +63,14 @@ pub struct Auth {
 /// its body ([`replay_key`]). A retry repeats all four; another message
 /// reusing a token (or a guessed one) misses, and never gets someone
 /// else's reply.
+///
+/// With a shared state store (Redis), the replies are also kept there, so
+/// a retry that lands on another replica gets the first reply too.
 pub struct Replay {
     capacity: usize,
     ttl: Duration,
     entries: Mutex<ReplayEntries>,
+    shared: Option<Arc<crate::state::Store>>,
 }
 
 /// Replies by token, and the tokens oldest first.
@@ -81,6 +85,48 @@ impl Replay {
             capacity,
             ttl: Self::TTL,
             entries: Mutex::default(),
+            shared: None,
+        }
+    }
+
+    /// Keeps replies in `store` too (when it is shared between replicas).
+    pub fn shared(mut self, store: Arc<crate::state::Store>) -> Self {
+        if self.capacity > 0 && store.is_shared() {
+            self.shared = Some(store);
+        }
+        self
+    }
+
+    /// The reply to a retry: this replica's, else the shared store's.
+    async fn recall(&self, key: &str) -> Option<Arc<str>> {
+        if let Some(xml) = self.get(key) {
+            return Some(xml);
+        }
+        let store = self.shared.as_ref()?;
+        match store.recall(key).await {
+            Ok(Some(xml)) => {
+                let xml: Arc<str> = xml.into();
+                self.put(key, xml.clone());
+                Some(xml)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!("cannot look up replies of other replicas: {e}");
+                None
+            }
+        }
+    }
+
+    /// Remembers a reply here and, in the background, in the shared store.
+    fn remember(&self, key: &str, xml: Arc<str>) {
+        self.put(key, xml.clone());
+        if let Some(store) = &self.shared {
+            let (store, key, ttl) = (store.clone(), key.to_owned(), self.ttl);
+            tokio::spawn(async move {
+                if let Err(e) = store.remember(&key, &xml, ttl).await {
+                    tracing::warn!("cannot share a reply with other replicas: {e}");
+                }
+            });
         }
     }
 
@@ -134,6 +180,7 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/bot", post(bot))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
         .with_state(state.clone())
         .merge(crate::admin::router(state))
 }
@@ -246,7 +293,9 @@ async fn bot(
                 .unwrap_or("");
             replay_key(token, path_and_query, signature, &body)
         });
-    if let Some(xml) = key.as_deref().and_then(|k| state.replay.get(k)) {
+    if let Some(key) = &key
+        && let Some(xml) = state.replay.recall(key).await
+    {
         tracing::info!("retry of a message already answered: same reply");
         return Ok(twiml_response(xml.to_string()));
     }
@@ -267,7 +316,7 @@ async fn bot(
     };
     let xml = twiml::render(&answer.messages);
     if let Some(key) = &key {
-        state.replay.put(key, xml.as_str().into());
+        state.replay.remember(key, xml.as_str().into());
     }
     tracing::info!(
         sid,
@@ -394,11 +443,30 @@ fn check_signature(
     }
 }
 
-async fn healthz(State(state): State<Arc<AppState>>) -> Response {
-    if state.dispatcher.registry().is_ready() {
-        (StatusCode::OK, "ok\n").into_response()
+/// Liveness: the process serves HTTP.
+async fn healthz() -> Response {
+    (StatusCode::OK, "ok\n").into_response()
+}
+
+/// Readiness: the plugins folder has been loaded and the state store
+/// answers; else 503 with what is missing, one line each (a load balancer
+/// then sends messages to another replica).
+async fn readyz(State(state): State<Arc<AppState>>) -> Response {
+    let registry = state.dispatcher.registry();
+    let mut missing = Vec::new();
+    if !registry.is_ready() {
+        missing.push("loading plugins".to_owned());
+    }
+    if let Some(store) = registry.runtime().state()
+        && let Err(e) = store.ping().await
+    {
+        missing.push(e.to_string());
+    }
+    if missing.is_empty() {
+        (StatusCode::OK, "ready\n").into_response()
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "loading plugins\n").into_response()
+        let text = missing.join("\n") + "\n";
+        (StatusCode::SERVICE_UNAVAILABLE, text).into_response()
     }
 }
 

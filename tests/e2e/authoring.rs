@@ -16,7 +16,7 @@ fn repo() -> PathBuf {
 
 /// A throwaway repo-like folder: the repo's `wit/` (built into wasmbot,
 /// checked equal by scaffold's tests) and an empty `plugins/`.
-fn workspace() -> tempfile::TempDir {
+pub(crate) fn workspace() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     scaffold::write_wit(&dir.path().join("wit")).unwrap();
     std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
@@ -32,7 +32,7 @@ fn build(source: &Path, wit: &Path) -> String {
 }
 
 /// Runs an example's own native tests (`program args…` in its folder).
-fn native_tests(example: &str, program: &str, args: &[&str]) {
+pub(crate) fn native_tests(example: &str, program: &str, args: &[&str]) {
     native_tests_in(&repo().join("plugins").join(example), program, args);
 }
 
@@ -54,7 +54,7 @@ fn native_tests_in(folder: &Path, program: &str, args: &[&str]) -> String {
 }
 
 /// Builds the example `plugins/<example>` from a copy of `files` in `ws`.
-fn build_example(ws: &tempfile::TempDir, example: &str, files: &[&str]) -> String {
+pub(crate) fn build_example(ws: &tempfile::TempDir, example: &str, files: &[&str]) -> String {
     let source = ws.path().join("plugins").join(example);
     std::fs::create_dir_all(&source).unwrap();
     for file in files {

@@ -6,6 +6,7 @@ mod authoring;
 mod faults;
 mod reload;
 mod signatures;
+mod state;
 mod trust;
 mod upstream;
 mod wasi_http;

@@ -125,8 +125,17 @@ async fn plugins_and_health_are_reported() {
     let bot = quote_and_cat(&stub).await;
     let health = bot.client.get(bot.url("/healthz")).send().await.unwrap();
     assert_eq!(health.status(), 200);
+    let ready = bot.client.get(bot.url("/readyz")).send().await.unwrap();
+    assert_eq!(ready.status(), 200);
+    assert_eq!(ready.text().await.unwrap(), "ready\n");
 
     let listing = bot.plugins().await;
+    let store = listing["state"]["store"].as_str().unwrap();
+    assert!(
+        store.starts_with("sqlite ") && store.ends_with("state.sqlite3"),
+        "{store}"
+    );
+    assert_eq!(listing["state"]["max_keys"], 10_000);
     let plugins = listing["plugins"].as_array().unwrap();
     let names: Vec<_> = plugins
         .iter()

@@ -31,6 +31,8 @@ pub struct Runtime {
     cache: Option<Cache>,
     ticker_stop: Arc<AtomicBool>,
     pub(super) keep: KeepResident,
+    /// Plugin state; `None`: plugins get `unavailable`.
+    state: Option<Arc<crate::state::Store>>,
 }
 
 /// What a free slot of the instance pool keeps resident after a reset, so
@@ -219,6 +221,10 @@ impl Runtime {
                 &mut linker,
                 |s| s,
             ))?;
+            link(wit::state::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            ))?;
         }
         link(v0_1::Behaviour::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
@@ -251,7 +257,19 @@ impl Runtime {
             limits,
             cache,
             ticker_stop,
+            state: None,
         })
+    }
+
+    /// Plugins loaded from now on keep their state in `store`.
+    pub fn with_state(mut self, store: Arc<crate::state::Store>) -> Self {
+        self.state = Some(store);
+        self
+    }
+
+    /// The plugin state store, if there is one.
+    pub fn state(&self) -> Option<&Arc<crate::state::Store>> {
+        self.state.as_ref()
     }
 
     /// The compiled-code cache's counters, if there is a cache.
@@ -340,7 +358,7 @@ impl Runtime {
             info,
             triggers,
             contract,
-            PluginCtx::new(grant, outbound),
+            PluginCtx::new(grant, outbound, self.state.clone()),
             self.clone(),
         ))
     }

@@ -9,6 +9,7 @@ use super::{PluginInfo, Setting};
 use crate::error::untrusted;
 use crate::outbound::{self, HttpError, HttpResponse, Outbound};
 use crate::policy::{Grant, PluginId};
+use crate::state::StateError;
 use crate::trigger::Declared;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,14 +25,22 @@ pub(super) struct PluginCtx {
     outbound: Option<Outbound>,
     /// The plugin's id, as the memory budget counts it.
     memory_key: Arc<str>,
+    /// Where its state is kept; `None` while describing (no state then)
+    /// or when the runtime has no store.
+    state: Option<Arc<crate::state::Store>>,
 }
 
 impl PluginCtx {
-    pub(super) fn new(grant: Grant, outbound: Outbound) -> Self {
+    pub(super) fn new(
+        grant: Grant,
+        outbound: Outbound,
+        state: Option<Arc<crate::state::Store>>,
+    ) -> Self {
         PluginCtx {
             memory_key: grant.id.as_str().into(),
             grant,
             outbound: Some(outbound),
+            state,
         }
     }
 
@@ -41,6 +50,7 @@ impl PluginCtx {
             grant: Grant::none(PluginId::parse("describing").expect("a valid id")),
             outbound: None,
             memory_key: "(describing)".into(),
+            state: None,
         }
     }
 
@@ -63,6 +73,8 @@ pub(super) struct HostState {
     pub(super) http: wasmtime_wasi_http::WasiHttpCtx,
     /// The requests of this call, through either HTTP interface.
     pub(super) egress: Egress,
+    /// State operations this call has made.
+    pub(super) state_ops: u32,
 }
 
 /// The outbound requests of one call. Both HTTP interfaces, the `http`
@@ -168,6 +180,96 @@ impl HostState {
         let outcome = result.as_ref().map(|r| r.status);
         logged(self.ctx.id(), started, outcome.map_err(|e| e as _));
         result
+    }
+}
+
+impl HostState {
+    /// The store for one more state operation of this call, or why there
+    /// is none.
+    fn state(&mut self) -> Result<Arc<crate::state::Store>, StateError> {
+        let Some(store) = &self.ctx.state else {
+            return Err(StateError::Unavailable(
+                "no state while describing, or none configured".into(),
+            ));
+        };
+        let max = store.limits().max_ops;
+        self.state_ops = self.state_ops.saturating_add(1);
+        if self.state_ops > max {
+            return Err(StateError::TooManyOperations(max));
+        }
+        Ok(store.clone())
+    }
+}
+
+/// `state`: the plugin's keys, under its id. Only the 0.2 contract has it.
+mod state_v0_2 {
+    use super::super::bindings::v0_2::wasmbot::plugin::state as wit;
+    use super::{HostState, StateError};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    fn error(e: StateError) -> wit::Error {
+        match e {
+            StateError::Invalid(s) => wit::Error::Invalid(s),
+            StateError::TooLarge(n) => wit::Error::TooLarge(n),
+            StateError::Full(s) => wit::Error::Full(s),
+            StateError::TooManyOperations(n) => wit::Error::TooManyOperations(n),
+            StateError::NotANumber => wit::Error::NotANumber,
+            StateError::Unavailable(s) => wit::Error::Unavailable(s),
+        }
+    }
+
+    impl HostState {
+        /// Runs one state operation, logging what a plugin cannot help
+        /// (the store down) for the operator.
+        async fn stateful<T, F>(
+            &mut self,
+            op: impl FnOnce(Arc<crate::state::Store>, String) -> F,
+        ) -> Result<T, wit::Error>
+        where
+            F: Future<Output = Result<T, StateError>>,
+        {
+            let plugin = self.ctx.id().to_owned();
+            let store = self.state().map_err(error)?;
+            let result = op(store, plugin.clone()).await;
+            if let Err(StateError::Unavailable(why)) = &result {
+                tracing::warn!(plugin, "state unavailable: {why}");
+            }
+            result.map_err(error)
+        }
+    }
+
+    impl wit::Host for HostState {
+        async fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, wit::Error> {
+            self.stateful(|s, p| async move { s.get(&p, &key).await })
+                .await
+        }
+
+        async fn set(
+            &mut self,
+            key: String,
+            value: Vec<u8>,
+            ttl_ms: Option<u64>,
+        ) -> Result<(), wit::Error> {
+            let ttl = ttl_ms.map(Duration::from_millis);
+            self.stateful(|s, p| async move { s.set(&p, &key, value, ttl).await })
+                .await
+        }
+
+        async fn delete(&mut self, key: String) -> Result<bool, wit::Error> {
+            self.stateful(|s, p| async move { s.delete(&p, &key).await })
+                .await
+        }
+
+        async fn increment(&mut self, key: String, delta: i64) -> Result<i64, wit::Error> {
+            self.stateful(|s, p| async move { s.increment(&p, &key, delta).await })
+                .await
+        }
+
+        async fn keys(&mut self, prefix: String) -> Result<Vec<String>, wit::Error> {
+            self.stateful(|s, p| async move { s.keys(&p, &prefix).await })
+                .await
+        }
     }
 }
 

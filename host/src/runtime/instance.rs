@@ -168,6 +168,7 @@ impl Runtime {
             limiter: Limiter::new(self.budget.clone(), ctx.memory_key(), self.limits.memory),
             http: super::wasi_http::context(),
             egress: Egress::new(ctx.clone()),
+            state_ops: 0,
             ctx,
         };
         let mut store = Store::new(&self.engine, state);

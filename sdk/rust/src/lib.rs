@@ -20,7 +20,7 @@
 //!
 //! The contract's types (`Message`, `Reply`, `PluginInfo`, `Trigger`, …)
 //! come from the WIT (`wasmbot:plugin@0.2.0`) and are re-exported here,
-//! with the host's imports ([`http`], [`log`](mod@log)). Everything but the
+//! with the host's imports ([`http`], [`log`](mod@log), [`state`]). Everything but the
 //! imports works natively too, so a plugin's `handle` can be unit-tested
 //! with `cargo test`: [`testing`] builds messages and sets the settings
 //! [`config`] returns there.
@@ -151,6 +151,169 @@ pub fn log(level: Level, message: &str) {
     eprintln!("[{level:?}] {message}");
 }
 
+/// The plugin's own key-value store, kept by the host between messages
+/// (see `interface state` in the contract for its limits). Keys are the
+/// plugin's alone. In native tests: an in-memory store per thread, with
+/// the same rules, emptied by [`testing::clear_state`].
+///
+/// ```ignore
+/// use wasmbot_plugin::state;
+/// let visits = state::increment(&format!("visits:{}", msg.from), 1)?;
+/// state::set_text("last-word", &msg.body, Some(Duration::from_secs(3600)))?;
+/// ```
+pub mod state {
+    pub use crate::bindings::wasmbot::plugin::state::Error;
+    use std::time::Duration;
+
+    /// The value of `key`, if it is set.
+    pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
+        imp::get(key)
+    }
+
+    /// The value of `key` as text (invalid UTF-8 replaced), if it is set.
+    pub fn get_text(key: &str) -> Result<Option<String>, Error> {
+        Ok(get(key)?.map(|v| String::from_utf8_lossy(&v).into_owned()))
+    }
+
+    /// Sets `key` to `value`; with `ttl`, it expires that long from now.
+    pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Error> {
+        imp::set(key, value, ttl.map(|t| t.as_millis().max(1) as u64))
+    }
+
+    /// Sets `key` to the text `value`.
+    pub fn set_text(key: &str, value: &str, ttl: Option<Duration>) -> Result<(), Error> {
+        set(key, value.as_bytes(), ttl)
+    }
+
+    /// Removes `key`; whether it was set.
+    pub fn delete(key: &str) -> Result<bool, Error> {
+        imp::delete(key)
+    }
+
+    /// Adds `delta` to the number at `key` (0 if unset), atomically; the sum.
+    pub fn increment(key: &str, delta: i64) -> Result<i64, Error> {
+        imp::increment(key, delta)
+    }
+
+    /// The plugin's keys that start with `prefix`, in byte order.
+    pub fn keys(prefix: &str) -> Result<Vec<String>, Error> {
+        imp::keys(prefix)
+    }
+
+    impl Error {
+        /// What went wrong, in a sentence (the generated `Display` is the
+        /// variant's debug form).
+        pub fn message(&self) -> String {
+            match self {
+                Error::Invalid(why) => format!("invalid: {why}"),
+                Error::TooLarge(max) => format!("value longer than {max} bytes"),
+                Error::Full(why) => format!("full: {why}"),
+                Error::TooManyOperations(max) => {
+                    format!("more than {max} state operations in one message")
+                }
+                Error::NotANumber => "not a number".into(),
+                Error::Unavailable(why) => format!("state unavailable: {why}"),
+            }
+        }
+    }
+
+    #[cfg(target_arch = "wasm32")]
+    mod imp {
+        use super::Error;
+        pub use crate::bindings::wasmbot::plugin::state::{delete, get, increment, keys};
+
+        pub fn set(key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), Error> {
+            crate::bindings::wasmbot::plugin::state::set(key, value, ttl_ms)
+        }
+    }
+
+    /// The host's rules, in memory: keys of 1 to 256 bytes, values up to
+    /// 64 KiB, `increment` on canonical decimal text, expiry.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub(crate) mod imp {
+        use super::Error;
+        use std::cell::RefCell;
+        use std::collections::BTreeMap;
+        use std::time::{Duration, Instant};
+
+        /// Each key's value and when it expires.
+        type Map = BTreeMap<String, (Vec<u8>, Option<Instant>)>;
+
+        thread_local! {
+            pub(crate) static STATE: RefCell<Map> = const { RefCell::new(BTreeMap::new()) };
+        }
+
+        fn valid(key: &str) -> Result<(), Error> {
+            if key.is_empty() || key.len() > 256 {
+                return Err(Error::Invalid(format!(
+                    "a key is 1 to 256 bytes, not {}",
+                    key.len()
+                )));
+            }
+            Ok(())
+        }
+
+        fn live<T>(f: impl FnOnce(&mut BTreeMap<String, (Vec<u8>, Option<Instant>)>) -> T) -> T {
+            STATE.with(|s| {
+                let mut s = s.borrow_mut();
+                let now = Instant::now();
+                s.retain(|_, (_, expires)| expires.is_none_or(|e| e > now));
+                f(&mut s)
+            })
+        }
+
+        pub fn get(key: &str) -> Result<Option<Vec<u8>>, Error> {
+            valid(key)?;
+            Ok(live(|s| s.get(key).map(|(v, _)| v.clone())))
+        }
+
+        pub fn set(key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), Error> {
+            valid(key)?;
+            if value.len() > 64 << 10 {
+                return Err(Error::TooLarge(64 << 10));
+            }
+            if ttl_ms.is_some_and(|t| t == 0 || t > 365 * 24 * 3600 * 1000) {
+                return Err(Error::Invalid("a time to live is 1 ms to a year".into()));
+            }
+            let expires = ttl_ms.map(|t| Instant::now() + Duration::from_millis(t));
+            live(|s| s.insert(key.into(), (value.to_vec(), expires)));
+            Ok(())
+        }
+
+        pub fn delete(key: &str) -> Result<bool, Error> {
+            valid(key)?;
+            Ok(live(|s| s.remove(key).is_some()))
+        }
+
+        pub fn increment(key: &str, delta: i64) -> Result<i64, Error> {
+            valid(key)?;
+            live(|s| {
+                let (sum, expires) = match s.get(key) {
+                    Some((value, expires)) => {
+                        let n = std::str::from_utf8(value)
+                            .ok()
+                            .and_then(|t| t.parse::<i64>().ok().filter(|n| n.to_string() == t))
+                            .ok_or(Error::NotANumber)?;
+                        (n.checked_add(delta).ok_or(Error::NotANumber)?, *expires)
+                    }
+                    None => (delta, None),
+                };
+                s.insert(key.into(), (sum.to_string().into_bytes(), expires));
+                Ok(sum)
+            })
+        }
+
+        pub fn keys(prefix: &str) -> Result<Vec<String>, Error> {
+            Ok(live(|s| {
+                s.range(prefix.to_owned()..)
+                    .take_while(|(k, _)| k.starts_with(prefix))
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            }))
+        }
+    }
+}
+
 /// Helpers for native unit tests of a plugin (`cargo test`).
 pub mod testing {
     use super::{Media, Message};
@@ -159,6 +322,12 @@ pub mod testing {
 
     thread_local! {
         pub(crate) static CONFIG: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+    }
+
+    /// Empties this thread's in-memory [`state`](super::state).
+    pub fn clear_state() {
+        #[cfg(not(target_arch = "wasm32"))]
+        super::state::imp::STATE.with(|s| s.borrow_mut().clear());
     }
 
     /// Sets what [`config`](super::config) returns for `key` on this thread.
@@ -212,6 +381,36 @@ mod tests {
     }
 
     export!(Echo);
+
+    #[test]
+    fn state_keeps_the_hosts_rules_natively() {
+        use std::time::Duration;
+        testing::clear_state();
+        assert_eq!(state::get("k").unwrap(), None);
+        state::set_text("todo:2", "milk", None).unwrap();
+        state::set_text("todo:1", "eggs", None).unwrap();
+        state::set_text("other", "x", None).unwrap();
+        assert_eq!(state::keys("todo:").unwrap(), ["todo:1", "todo:2"]);
+        assert_eq!(state::get_text("todo:2").unwrap().as_deref(), Some("milk"));
+        assert_eq!(state::increment("n", 2).unwrap(), 2);
+        assert_eq!(state::increment("n", -5).unwrap(), -3);
+        assert!(matches!(
+            state::increment("other", 1),
+            Err(state::Error::NotANumber)
+        ));
+        assert!(state::delete("other").unwrap());
+        assert!(!state::delete("other").unwrap());
+        assert!(matches!(state::get(""), Err(state::Error::Invalid(_))));
+        assert!(matches!(
+            state::set("big", &vec![0; (64 << 10) + 1], None),
+            Err(state::Error::TooLarge(_))
+        ));
+        state::set_text("brief", "x", Some(Duration::from_millis(1))).unwrap();
+        std::thread::sleep(Duration::from_millis(5));
+        assert_eq!(state::get("brief").unwrap(), None);
+        testing::clear_state();
+        assert!(state::keys("").unwrap().is_empty());
+    }
 
     #[test]
     fn a_plugin_is_tested_natively_with_its_settings() {
