@@ -274,8 +274,11 @@ impl Bot {
         }
     }
 
+    /// Waits until `/readyz` says 200: the folder loaded. Loading compiles
+    /// every plugin (an 18 MB Python one takes seconds in a debug build,
+    /// more next to the rest of the suite), so this waits up to 2 minutes.
     async fn wait_ready(&self) {
-        for _ in 0..600 {
+        for _ in 0..2400 {
             if let Ok(r) = self.client.get(self.url("/readyz")).send().await
                 && r.status() == 200
             {
@@ -358,6 +361,17 @@ impl Bot {
         let r = req.send().await.unwrap();
         assert_eq!(r.status(), 200);
         serde_json::from_str(&r.text().await.unwrap()).unwrap()
+    }
+
+    /// `GET /metrics` (with the admin token, if the bot has one).
+    pub async fn metrics(&self) -> String {
+        let mut req = self.client.get(self.url("/metrics"));
+        if let Some(token) = &self.admin_token {
+            req = req.bearer_auth(token);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
     }
 
     /// Dispatches `body` (a WhatsApp message) straight to the plugins,
@@ -600,5 +614,81 @@ impl RedisServer {
 impl Drop for RedisServer {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// A round-robin HTTP proxy in front of replicas, as a load balancer
+/// stands in front of them: request `n` goes to replica `n % len`, with
+/// its method, path, headers and body; the replica's answer comes back.
+pub struct RoundRobin {
+    pub addr: SocketAddr,
+    client: reqwest::Client,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RoundRobin {
+    pub async fn start(replicas: Vec<SocketAddr>) -> RoundRobin {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let next = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let client = reqwest::Client::new();
+        let upstream = client.clone();
+        let proxy = move |request: axum::extract::Request| {
+            let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let replica = replicas[n % replicas.len()];
+            let client = upstream.clone();
+            async move {
+                let (parts, body) = request.into_parts();
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+                let path = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                let mut forward = client
+                    .request(parts.method, format!("http://{replica}{path}"))
+                    .body(body);
+                for (name, value) in &parts.headers {
+                    if name != "host" && name != "content-length" {
+                        forward = forward.header(name, value);
+                    }
+                }
+                let answer = forward.send().await.unwrap();
+                let mut response = axum::http::Response::builder().status(answer.status());
+                for (name, value) in answer.headers() {
+                    response = response.header(name, value);
+                }
+                response
+                    .body(axum::body::Body::from(answer.bytes().await.unwrap()))
+                    .unwrap()
+            }
+        };
+        let app = axum::Router::new().fallback(proxy);
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app).await.unwrap();
+        });
+        RoundRobin { addr, client, task }
+    }
+
+    /// POSTs a WhatsApp message saying `body` from `from` to `/bot`, with
+    /// extra `headers`.
+    pub async fn message_from(&self, from: &str, body: &str, headers: &[(&str, &str)]) -> Reply {
+        let mut form = whatsapp_form(body);
+        for (name, value) in &mut form {
+            if name == "From" {
+                *value = from.to_owned();
+            }
+        }
+        let mut req = self
+            .client
+            .post(format!("http://{}/bot", self.addr))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(form_body(&form));
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        Reply::from(req.send().await.unwrap()).await
+    }
+}
+
+impl Drop for RoundRobin {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

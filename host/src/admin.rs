@@ -1,6 +1,7 @@
 //! The admin endpoints: `GET /plugins` (what is loaded, what each plugin
-//! asked for and was granted, what failed and why) and
-//! `POST /plugins/reload` (rescan the folder now).
+//! asked for and was granted, what failed and why),
+//! `POST /plugins/reload` (rescan the folder now) and `GET /metrics`
+//! (Prometheus).
 //!
 //! They answer to the operator's admin credential, `WASMBOT_ADMIN_TOKEN`,
 //! as `Authorization: Bearer <token>` — never to the account's Auth Token,
@@ -133,7 +134,25 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/plugins", get(plugins))
         .route("/plugins/reload", post(reload))
+        .route("/metrics", get(metrics))
         .with_state(state)
+}
+
+/// Prometheus's scrape, behind the same credential (Prometheus sends it
+/// with `authorization: {credentials: …}` or `bearer_token`).
+async fn metrics(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    state.admin.check(&headers)?;
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.dispatcher.metrics.render(),
+    )
+        .into_response())
 }
 
 /// Rescans the plugins folder and answers like `GET /plugins`. Requests

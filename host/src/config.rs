@@ -196,6 +196,10 @@ pub struct Config {
     /// `~/.local/share/wasmbot`); `Config::default()`'s is off, so an
     /// embedder or a test writes nothing it did not ask for.
     pub state: crate::state::Location,
+    /// Whether the operator named the state store (then a store that
+    /// cannot be opened stops the server; the default file that cannot be
+    /// opened, in a container without a home, only turns state off).
+    pub state_required: bool,
     /// Limits on each plugin's state.
     pub state_limits: crate::state::Limits,
     /// `[plugins.<id>]` tables of the file.
@@ -235,6 +239,7 @@ impl Default for Config {
             header_timeout: Duration::from_secs(10),
             outbound_proxy: None,
             state: crate::state::Location::Off,
+            state_required: false,
             state_limits: crate::state::Limits::default(),
             file_plugins: BTreeMap::new(),
             env: BTreeMap::new(),
@@ -318,6 +323,11 @@ impl Config {
             },
             _ => None,
         };
+        let state_given = args
+            .state
+            .as_deref()
+            .or(file.state.as_deref())
+            .filter(|text| !text.trim().is_empty());
         let number = |name: &str| -> Result<Option<usize>, ConfigError> {
             env.get(name)
                 .map(|v| {
@@ -401,18 +411,32 @@ impl Config {
             max_connections: file.max_connections,
             header_timeout: file.header_timeout_ms.map_or(d.header_timeout, ms),
             outbound_proxy,
-            state: match args.state.as_ref().or(file.state.as_ref()) {
-                Some(text) if !text.trim().is_empty() => crate::state::Location::parse(text),
-                _ => default_data_dir(&env).map_or(crate::state::Location::Off, |dir| {
+            state: match state_given {
+                Some(text) => crate::state::Location::parse(text)
+                    .map_err(|e| ConfigError::Invalid(format!("state: {e}")))?,
+                None => default_data_dir(&env).map_or(crate::state::Location::Off, |dir| {
                     crate::state::Location::File(dir.join("state.sqlite3"))
                 }),
             },
+            state_required: state_given.is_some(),
             state_limits: {
                 let d = crate::state::Limits::default();
+                let kib = |name: &str, kb: Option<u64>, default: u64| match kb {
+                    None => Ok(default),
+                    Some(kb) => kb
+                        .checked_mul(1024)
+                        .ok_or_else(|| ConfigError::Invalid(format!("{name} = {kb} is too large"))),
+                };
                 crate::state::Limits {
                     max_keys: file.state_max_keys.unwrap_or(d.max_keys),
-                    max_bytes: file.state_max_kb.map_or(d.max_bytes, |kb| kb << 10),
-                    max_value: file.state_max_value_kb.map_or(d.max_value, |kb| kb << 10),
+                    max_bytes: kib("state_max_kb", file.state_max_kb, d.max_bytes)?,
+                    max_value: kib(
+                        "state_max_value_kb",
+                        file.state_max_value_kb.map(|kb| kb as u64),
+                        d.max_value as u64,
+                    )?
+                    .try_into()
+                    .unwrap_or(usize::MAX),
                     max_ops: file.state_max_ops.unwrap_or(d.max_ops),
                     timeout: file.state_timeout_ms.map_or(d.timeout, ms),
                 }
@@ -615,6 +639,26 @@ mod tests {
         let off = Config::resolve(&off, env(&[("HOME", "/home/ada")])).unwrap();
         assert_eq!(off.cache_dir, None);
         assert!(!off.watch);
+    }
+
+    /// The container files set only variables wasmbot reads.
+    #[test]
+    fn the_deploy_files_name_real_settings() {
+        let deploy = Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy");
+        for file in ["Dockerfile", "docker-compose.yml"] {
+            let text = std::fs::read_to_string(deploy.join(file)).unwrap();
+            let names: Vec<&str> = text
+                .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                .filter(|w| w.starts_with("WASMBOT_") || w.starts_with("TWILIO_"))
+                .collect();
+            assert!(!names.is_empty(), "{file}");
+            for name in names {
+                assert!(
+                    GLOBAL_ENV.contains(&name) || name == "TWILIO_AUTH_TOKEN",
+                    "{file} sets {name}, which wasmbot does not read"
+                );
+            }
+        }
     }
 
     #[test]

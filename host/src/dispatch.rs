@@ -27,6 +27,9 @@ pub struct Answer {
     pub failed: Vec<(String, PluginError)>,
 }
 
+/// What one plugin's call gave, and how long it took.
+type Outcome = (Result<Option<Reply>, PluginError>, Duration);
+
 /// The host had no room to run every plugin for this message; it must be
 /// refused (503) so that Twilio retries it, never answered in part.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +38,8 @@ pub struct AtCapacity(pub String);
 
 pub struct Dispatcher {
     registry: Arc<Registry>,
+    /// What `/metrics` shows.
+    pub metrics: Arc<crate::metrics::Metrics>,
     /// Time every plugin gets for one message, HTTP calls included.
     pub plugin_timeout: Duration,
     /// Sent when no plugin answered.
@@ -48,6 +53,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     pub fn new(registry: Arc<Registry>, plugin_timeout: Duration, apology: String) -> Self {
         Dispatcher {
+            metrics: Arc::new(crate::metrics::Metrics::new(registry.clone())),
             registry,
             plugin_timeout,
             apology,
@@ -78,22 +84,26 @@ impl Dispatcher {
                 continue;
             }
             let (loaded, msg) = (loaded.clone(), msg.clone());
-            tasks.spawn(async move { (index, loaded.plugin.handle(&msg, deadline).await) });
+            tasks.spawn(async move {
+                let started = Instant::now();
+                let result = loaded.plugin.handle(&msg, deadline).await;
+                (index, result, started.elapsed())
+            });
         }
-        let mut results: Vec<Option<Result<Option<Reply>, PluginError>>> =
-            vec![None; snapshot.plugins.len()];
+        let mut results: Vec<Option<Outcome>> = vec![None; snapshot.plugins.len()];
         while let Some(joined) = tasks.join_next().await {
             match joined {
-                Ok((index, Err(PluginError::Capacity(why)))) => {
+                Ok((index, Err(PluginError::Capacity(why)), took)) => {
+                    let id = &snapshot.plugins[index].id;
+                    self.metrics.call(id.as_str(), Err("capacity"), took);
                     // Stop the others at once, and wait until they are
                     // gone: their memory is back before the refusal is.
                     tasks.abort_all();
                     while tasks.join_next().await.is_some() {}
-                    let id = &snapshot.plugins[index].id;
                     tracing::warn!(plugin = %id, "message refused, the host is at capacity: {why}");
                     return Err(AtCapacity(why));
                 }
-                Ok((index, result)) => results[index] = Some(result),
+                Ok((index, result, took)) => results[index] = Some((result, took)),
                 // A panic in host code for one plugin: its slot stays empty.
                 Err(e) => tracing::error!("plugin task failed: {e}"),
             }
@@ -105,11 +115,22 @@ impl Dispatcher {
         for ((loaded, result), called) in snapshot.plugins.iter().zip(results).zip(called) {
             let info = loaded.plugin.info();
             let id = loaded.id.as_str();
-            let result = match result {
+            let (result, took) = match result {
                 Some(result) => result,
                 None if !called => continue,
-                None => Err(PluginError::Instantiate("the host task failed".to_owned())),
+                None => (
+                    Err(PluginError::Instantiate("the host task failed".to_owned())),
+                    Duration::ZERO,
+                ),
             };
+            self.metrics.call(
+                id,
+                result
+                    .as_ref()
+                    .map(Option::is_some)
+                    .map_err(PluginError::kind),
+                took,
+            );
             match result {
                 Ok(reply) => {
                     loaded.stats.success();

@@ -18,6 +18,7 @@ pub mod error;
 pub mod logsink;
 pub mod merge;
 pub mod message;
+pub mod metrics;
 pub mod outbound;
 pub mod policy;
 pub mod registry;
@@ -65,8 +66,20 @@ impl Server {
             config.cache_dir.as_deref(),
         )
         .context("starting the WebAssembly runtime")?;
-        let store = state::Store::open(&config.state, config.state_limits.clone())
-            .with_context(|| format!("opening plugin state ({})", config.state))?;
+        let store = match state::Store::open(&config.state, config.state_limits.clone()) {
+            Ok(store) => store,
+            Err(e) if !config.state_required => {
+                tracing::warn!(
+                    state = %config.state,
+                    "plugin state is off: the default store cannot be opened ({e}); set \
+                     WASMBOT_STATE to a file or redis:// URL"
+                );
+                state::Store::open(&state::Location::Off, config.state_limits.clone())?
+            }
+            Err(e) => {
+                return Err(e).with_context(|| format!("opening plugin state ({})", config.state));
+            }
+        };
         Ok(runtime.with_state(Arc::new(store)))
     }
 

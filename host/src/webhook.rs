@@ -11,6 +11,7 @@ use crate::admin::AdminAuth;
 use crate::config::Secret;
 use crate::dispatch::Dispatcher;
 use crate::message::Inbound;
+use crate::metrics::Message;
 use crate::{signature, twiml};
 use axum::Router;
 use axum::extract::{OriginalUri, State};
@@ -281,6 +282,7 @@ async fn bot(
         check_signature(auth, &uri, &headers, &body, &params)?;
     }
 
+    let metrics = &state.dispatcher.metrics;
     let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
     let key = headers
         .get("i-twilio-idempotency-token")
@@ -297,6 +299,7 @@ async fn bot(
         && let Some(xml) = state.replay.recall(key).await
     {
         tracing::info!("retry of a message already answered: same reply");
+        metrics.message(Message::Replayed, None);
         return Ok(twiml_response(xml.to_string()));
     }
 
@@ -304,6 +307,7 @@ async fn bot(
     // fallback URL. Only requests that passed the signature check get here.
     let Ok(_permit) = state.in_flight.clone().try_acquire_owned() else {
         tracing::warn!("message refused: max_in_flight messages are being handled");
+        metrics.message(Message::Shed, None);
         return Err(WebhookError::Busy);
     };
     let msg = Inbound::from_params(params);
@@ -312,8 +316,17 @@ async fn bot(
     let answer = match state.dispatcher.dispatch(msg).await {
         Ok(answer) => answer,
         // Not cached: the retry deserves every plugin.
-        Err(full) => return Err(WebhookError::AtCapacity(full.0)),
+        Err(full) => {
+            metrics.message(Message::Shed, None);
+            return Err(WebhookError::AtCapacity(full.0));
+        }
     };
+    let how = if answer.answered.is_empty() {
+        Message::Apology
+    } else {
+        Message::Answered
+    };
+    metrics.message(how, Some(started.elapsed()));
     let xml = twiml::render(&answer.messages);
     if let Some(key) = &key {
         state.replay.remember(key, xml.as_str().into());
@@ -460,7 +473,9 @@ async fn readyz(State(state): State<Arc<AppState>>) -> Response {
     if let Some(store) = registry.runtime().state()
         && let Err(e) = store.ping().await
     {
-        missing.push(e.to_string());
+        // The reason stays in the log: this endpoint answers anyone.
+        tracing::debug!("not ready: {e}");
+        missing.push("state store unreachable".to_owned());
     }
     if missing.is_empty() {
         (StatusCode::OK, "ready\n").into_response()

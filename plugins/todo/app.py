@@ -45,7 +45,13 @@ class HostStore:
         return self._call(state.increment, key, delta)
 
     def keys(self, prefix: str) -> List[str]:
-        return self._call(state.keys, prefix)
+        # A page holds up to 1,000 keys (a sender has at most 50 items).
+        found: List[str] = []
+        while True:
+            page = self._call(state.keys, prefix, found[-1] if found else None)
+            if not page:
+                return found
+            found.extend(page)
 
 
 class Handler(exports.Handler):

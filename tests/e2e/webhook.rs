@@ -324,3 +324,55 @@ async fn a_body_trickling_in_is_cut_off_with_408() {
     );
     bot.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_messages_calls_and_failures_for_prometheus() {
+    let stub = Stub::start().await;
+    let url = stub.url("/random");
+    let bot = Bot::start(
+        &[
+            ("quote.wasm", QUOTE),
+            ("cat.wasm", CAT),
+            ("trap.wasm", TRAP),
+        ],
+        |c| {
+            c.env.insert("WASMBOT_QUOTE__URL".into(), url);
+            c.admin_token = Some(wasmbot::config::Secret("metrics-token".into()));
+        },
+    )
+    .await;
+    bot.message("quote and a cat").await;
+    bot.message("cat").await;
+    bot.message("hello").await;
+    let token = [("i-twilio-idempotency-token", "t-m")];
+    let form = whatsapp_form("quote");
+    bot.post_form(&form, &token).await;
+    bot.post_form(&form, &token).await;
+    let text = bot.metrics().await;
+    let has = |line: &str| {
+        assert!(
+            text.lines().any(|l| l == line),
+            "no line {line:?} in:\n{text}"
+        );
+    };
+    has("# TYPE wasmbot_messages_total counter");
+    has("wasmbot_messages_total{outcome=\"answered\"} 3");
+    has("wasmbot_messages_total{outcome=\"replayed\"} 1");
+    has("wasmbot_plugin_calls_total{plugin=\"cat\",outcome=\"reply\"} 2");
+    has("wasmbot_plugin_calls_total{plugin=\"quote\",outcome=\"reply\"} 2");
+    has("wasmbot_messages_total{outcome=\"apology\"} 1");
+    has("wasmbot_plugin_failures_total{plugin=\"trap\",kind=\"trap\"} 4");
+    has("wasmbot_plugin_call_duration_seconds_count{plugin=\"cat\"} 2");
+    has("wasmbot_message_duration_seconds_count 4");
+    has("wasmbot_plugins_loaded 3");
+    has("wasmbot_plugin_load_errors 0");
+    has("wasmbot_state_store_errors_total 0");
+    assert!(
+        text.contains("wasmbot_plugin_folder_scans_total "),
+        "{text}"
+    );
+    // The operator's credential, as for /plugins.
+    let anonymous = bot.client.get(bot.url("/metrics")).send().await.unwrap();
+    assert_eq!(anonymous.status(), 401);
+    bot.stop().await;
+}

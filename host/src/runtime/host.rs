@@ -75,6 +75,8 @@ pub(super) struct HostState {
     pub(super) egress: Egress,
     /// State operations this call has made.
     pub(super) state_ops: u32,
+    /// Whether this call has logged the store being unavailable.
+    pub(super) state_warned: bool,
 }
 
 /// The outbound requests of one call. Both HTTP interfaces, the `http`
@@ -232,7 +234,12 @@ mod state_v0_2 {
             let plugin = self.ctx.id().to_owned();
             let store = self.state().map_err(error)?;
             let result = op(store, plugin.clone()).await;
-            if let Err(StateError::Unavailable(why)) = &result {
+            if let Err(StateError::Unavailable(why)) = &result
+                && !self.state_warned
+            {
+                // Once per call: a plugin retrying in a loop does not
+                // flood the log.
+                self.state_warned = true;
                 tracing::warn!(plugin, "state unavailable: {why}");
             }
             result.map_err(error)
@@ -266,9 +273,18 @@ mod state_v0_2 {
                 .await
         }
 
-        async fn keys(&mut self, prefix: String) -> Result<Vec<String>, wit::Error> {
-            self.stateful(|s, p| async move { s.keys(&p, &prefix).await })
-                .await
+        async fn keys(
+            &mut self,
+            prefix: String,
+            after: Option<String>,
+        ) -> Result<Vec<String>, wit::Error> {
+            let page = self
+                .stateful(|s, p| async move { s.keys(&p, &prefix, after.as_deref()).await })
+                .await?;
+            // A page is one operation per 100 keys (the first is counted).
+            let extra = u32::try_from(page.len() / 100).unwrap_or(u32::MAX);
+            self.state_ops = self.state_ops.saturating_add(extra);
+            Ok(page)
         }
     }
 }

@@ -169,6 +169,7 @@ impl Runtime {
             http: super::wasi_http::context(),
             egress: Egress::new(ctx.clone()),
             state_ops: 0,
+            state_warned: false,
             ctx,
         };
         let mut store = Store::new(&self.engine, state);

@@ -73,32 +73,43 @@ pub enum StateError {
 /// `WASMBOT_STATE`, `state = …`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
-    /// A SQLite file.
+    /// A SQLite file (a path, or `sqlite:PATH`).
     File(std::path::PathBuf),
-    /// A Redis server: `redis://`, `rediss://` or `redis+unix://` URL.
+    /// A Redis server: a `redis://` or `redis+unix://` (`unix://`) URL.
     Redis(String),
     /// `off`: plugins get `unavailable`.
     Off,
 }
 
 impl Location {
-    pub fn parse(text: &str) -> Location {
+    /// Reads what the operator wrote; a URL of another scheme is an error,
+    /// never a file of that name (a misspelt `redis://` must not leave each
+    /// replica with a state of its own).
+    pub fn parse(text: &str) -> Result<Location, String> {
         let text = text.trim();
         if text.eq_ignore_ascii_case("off") {
-            Location::Off
-        } else if ["redis://", "rediss://", "redis+unix://", "unix://"]
-            .iter()
-            .any(|scheme| text.starts_with(scheme))
-        {
-            Location::Redis(text.to_owned())
-        } else {
-            Location::File(text.strip_prefix("sqlite:").unwrap_or(text).into())
+            return Ok(Location::Off);
+        }
+        match text.split_once("://").map(|(scheme, _)| scheme) {
+            Some("redis" | "redis+unix" | "unix") => Ok(Location::Redis(text.to_owned())),
+            Some("rediss") => Err(format!(
+                "{text:?}: TLS to Redis (rediss://) is not built into this wasmbot; reach \
+                 Redis over a private network or a TLS tunnel with redis://"
+            )),
+            Some(scheme) => Err(format!(
+                "{scheme}:// is not a state store: give a SQLite file, redis://host:port/db \
+                 or off"
+            )),
+            None => Ok(Location::File(
+                text.strip_prefix("sqlite:").unwrap_or(text).into(),
+            )),
         }
     }
 }
 
 impl std::fmt::Display for Location {
-    /// For logs and `GET /plugins`: a Redis URL without its password.
+    /// For logs and `GET /plugins`: a Redis URL without its password
+    /// (`user:password@`, or a socket URL's `?pass=`).
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Location::File(path) => write!(f, "sqlite {}", path.display()),
@@ -107,6 +118,7 @@ impl std::fmt::Display for Location {
                     if url.password().is_some() {
                         let _ = url.set_password(Some("***"));
                     }
+                    url.set_query(None);
                     write!(f, "redis {url}")
                 }
                 Err(_) => f.write_str("redis (unparsable URL)"),
@@ -121,6 +133,8 @@ pub struct Store {
     backend: Backend,
     limits: Limits,
     location: Location,
+    /// Operations that found the store unreachable or too slow.
+    unavailable: std::sync::atomic::AtomicU64,
 }
 
 enum Backend {
@@ -143,7 +157,24 @@ impl Store {
             backend,
             limits,
             location: location.clone(),
+            unavailable: Default::default(),
         })
+    }
+
+    /// How many operations so far found the store unreachable or too slow
+    /// (`/metrics`).
+    pub fn unavailable_count(&self) -> u64 {
+        self.unavailable.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn counted<T>(&self, result: Result<T, StateError>) -> Result<T, StateError> {
+        if let Err(StateError::Unavailable(_)) = &result
+            && !matches!(self.backend, Backend::Off)
+        {
+            self.unavailable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
     }
 
     pub fn limits(&self) -> &Limits {
@@ -157,8 +188,13 @@ impl Store {
     /// Whether the store answers (for `/readyz`).
     pub async fn ping(&self) -> Result<(), StateError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.ping().await,
-            Backend::Redis(db) => self.timed(db.ping()).await,
+            Backend::Sqlite(db) => tokio::time::timeout(self.limits.timeout, db.ping())
+                .await
+                .unwrap_or_else(|_| Err(StateError::Unavailable("no answer in time".into()))),
+            // Not counted as an error of an operation: `/readyz` polls.
+            Backend::Redis(db) => tokio::time::timeout(self.limits.timeout, db.ping())
+                .await
+                .unwrap_or_else(|_| Err(StateError::Unavailable("no answer in time".into()))),
             Backend::Off => Ok(()),
         }
     }
@@ -166,7 +202,7 @@ impl Store {
     pub async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         valid_key(key)?;
         match &self.backend {
-            Backend::Sqlite(db) => db.get(plugin, key).await,
+            Backend::Sqlite(db) => self.timed(db.get(plugin, key)).await,
             Backend::Redis(db) => self.timed(db.get(plugin, key)).await,
             Backend::Off => Err(off()),
         }
@@ -193,7 +229,10 @@ impl Store {
             ));
         }
         match &self.backend {
-            Backend::Sqlite(db) => db.set(plugin, key, value, ttl, &self.limits).await,
+            Backend::Sqlite(db) => {
+                self.timed(db.set(plugin, key, value, ttl, &self.limits))
+                    .await
+            }
             Backend::Redis(db) => {
                 self.timed(db.set(plugin, key, &value, ttl, &self.limits))
                     .await
@@ -205,7 +244,7 @@ impl Store {
     pub async fn delete(&self, plugin: &str, key: &str) -> Result<bool, StateError> {
         valid_key(key)?;
         match &self.backend {
-            Backend::Sqlite(db) => db.delete(plugin, key).await,
+            Backend::Sqlite(db) => self.timed(db.delete(plugin, key)).await,
             Backend::Redis(db) => self.timed(db.delete(plugin, key)).await,
             Backend::Off => Err(off()),
         }
@@ -214,7 +253,10 @@ impl Store {
     pub async fn increment(&self, plugin: &str, key: &str, delta: i64) -> Result<i64, StateError> {
         valid_key(key)?;
         match &self.backend {
-            Backend::Sqlite(db) => db.increment(plugin, key, delta, &self.limits).await,
+            Backend::Sqlite(db) => {
+                self.timed(db.increment(plugin, key, delta, &self.limits))
+                    .await
+            }
             Backend::Redis(db) => {
                 self.timed(db.increment(plugin, key, delta, &self.limits))
                     .await
@@ -223,18 +265,27 @@ impl Store {
         }
     }
 
-    pub async fn keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StateError> {
-        if prefix.len() > MAX_KEY {
+    /// One page of the plugin's keys that start with `prefix`, after
+    /// `after` if given: at most [`PAGE`], in byte order.
+    pub async fn keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        after: Option<&str>,
+    ) -> Result<Vec<String>, StateError> {
+        if prefix.len() > MAX_KEY || after.is_some_and(|a| a.len() > MAX_KEY) {
             return Ok(Vec::new());
         }
-        let mut keys = match &self.backend {
-            Backend::Sqlite(db) => db.keys(plugin, prefix).await?,
-            Backend::Redis(db) => self.timed(db.keys(plugin, prefix)).await?,
-            Backend::Off => return Err(off()),
+        // Start at the prefix, or just after `after` if that is later.
+        let from = match after {
+            Some(after) if after >= prefix => Bound::After(after),
+            _ => Bound::From(prefix),
         };
-        keys.retain(|k| k.starts_with(prefix));
-        keys.sort_unstable();
-        Ok(keys)
+        match &self.backend {
+            Backend::Sqlite(db) => self.timed(db.keys(plugin, prefix, from)).await,
+            Backend::Redis(db) => self.timed(db.keys(plugin, prefix, from)).await,
+            Backend::Off => Err(off()),
+        }
     }
 
     /// Whether replicas on other machines see what this store holds (so
@@ -247,7 +298,7 @@ impl Store {
     /// server's record, not a plugin's (no quota; it expires).
     pub async fn recall(&self, key: &str) -> Result<Option<String>, StateError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.recall(key).await,
+            Backend::Sqlite(db) => self.timed(db.recall(key)).await,
             Backend::Redis(db) => self.timed(db.recall(key)).await,
             Backend::Off => Ok(None),
         }
@@ -256,7 +307,7 @@ impl Store {
     /// Remembers `reply` under `key` for `ttl`, for every replica.
     pub async fn remember(&self, key: &str, reply: &str, ttl: Duration) -> Result<(), StateError> {
         match &self.backend {
-            Backend::Sqlite(db) => db.remember(key, reply, ttl).await,
+            Backend::Sqlite(db) => self.timed(db.remember(key, reply, ttl)).await,
             Backend::Redis(db) => self.timed(db.remember(key, reply, ttl)).await,
             Backend::Off => Ok(()),
         }
@@ -268,15 +319,28 @@ impl Store {
         &self,
         op: impl Future<Output = Result<T, StateError>>,
     ) -> Result<T, StateError> {
-        tokio::time::timeout(self.limits.timeout, op)
+        let result = tokio::time::timeout(self.limits.timeout, op)
             .await
             .unwrap_or_else(|_| {
                 Err(StateError::Unavailable(format!(
                     "no answer within {} ms",
                     self.limits.timeout.as_millis()
                 )))
-            })
+            });
+        self.counted(result)
     }
+}
+
+/// Most keys one `keys` call returns.
+pub const PAGE: usize = 1000;
+
+/// Where a page of keys starts.
+#[derive(Debug, Clone, Copy)]
+pub enum Bound<'a> {
+    /// At this key (the prefix).
+    From(&'a str),
+    /// Just after this key (the last of the previous page).
+    After(&'a str),
 }
 
 fn off() -> StateError {

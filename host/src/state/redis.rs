@@ -12,7 +12,7 @@
 //! multiplexed and re-established in the background when Redis comes
 //! back; each operation has the operator's time limit.
 
-use super::{Limits, StateError, parse_number};
+use super::{Bound, Limits, PAGE, StateError, parse_number};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::time::Duration;
 
@@ -29,14 +29,15 @@ local base = ARGV[1]
 local idx, lex, sizes, total = base .. 'i', base .. 'k', base .. 's', base .. 'b'
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local gone = redis.call('ZRANGEBYSCORE', idx, '-inf', now)
+-- Live up to and including the expiry millisecond, as Redis's own GET.
+local gone = redis.call('ZRANGEBYSCORE', idx, '-inf', '(' .. now)
 for _, k in ipairs(gone) do
   redis.call('DEL', base .. 'v:' .. k)
   redis.call('DECRBY', total, tonumber(redis.call('HGET', sizes, k) or '0'))
   redis.call('HDEL', sizes, k)
   redis.call('ZREM', lex, k)
 end
-if #gone > 0 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', now) end
+if #gone > 0 then redis.call('ZREMRANGEBYSCORE', idx, '-inf', '(' .. now) end
 local function usage()
   return redis.call('ZCARD', idx), tonumber(redis.call('GET', total) or '0')
 end
@@ -91,12 +92,15 @@ if current then
   return {'ok', sum}
 end
 local size = #key + #delta
-if (n + 1 > tonumber(ARGV[4])) or (b + size > tonumber(ARGV[5])) then
-  return {'full', tostring(n), tostring(b), tostring(n + 1), tostring(b + size)}
+-- A value gone from under its index entry (evicted) is counted already.
+local n2 = n + (old and 0 or 1)
+local b2 = b - (old and tonumber(old) or 0) + size
+if (n2 > tonumber(ARGV[4]) and n2 > n) or (b2 > tonumber(ARGV[5]) and b2 > b) then
+  return {'full', tostring(n), tostring(b), tostring(n2), tostring(b2)}
 end
 redis.call('SET', vkey, delta)
 redis.call('ZADD', idx, '+inf', key)
-put(key, size, false)
+put(key, size, old)
 return {'ok', delta}
 "#;
 
@@ -111,11 +115,12 @@ redis.call('HDEL', sizes, key)
 return existed
 "#;
 
-/// ARGV: base, `[prefix`, `(prefix\xff` (no UTF-8 key has the byte 0xff,
-/// so every key that starts with the prefix sorts below it). Returns the
-/// live keys that start with the prefix, in byte order.
+/// ARGV: base, `[prefix` (or `(after`), `(prefix\xff` (no UTF-8 key has
+/// the byte 0xff, so every key that starts with the prefix sorts below
+/// it), the page size. Returns one page of the live keys that start with
+/// the prefix, in byte order.
 const KEYS: &str = r#"
-return redis.call('ZRANGEBYLEX', lex, ARGV[2], ARGV[3])
+return redis.call('ZRANGEBYLEX', lex, ARGV[2], ARGV[3], 'LIMIT', 0, tonumber(ARGV[4]))
 "#;
 
 fn script(body: &str) -> redis::Script {
@@ -227,16 +232,26 @@ impl Redis {
         }
     }
 
-    /// The plugin's live keys that start with `prefix`, in byte order.
-    pub async fn keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StateError> {
+    /// One page of the plugin's live keys that start with `prefix`, from
+    /// `from` on, in byte order.
+    pub async fn keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        from: Bound<'_>,
+    ) -> Result<Vec<String>, StateError> {
         static SCRIPT: std::sync::LazyLock<redis::Script> =
             std::sync::LazyLock::new(|| script(KEYS));
-        let from = [b"[", prefix.as_bytes()].concat();
+        let from = match from {
+            Bound::From(key) => [b"[", key.as_bytes()].concat(),
+            Bound::After(key) => [b"(", key.as_bytes()].concat(),
+        };
         let to = [b"(", prefix.as_bytes(), b"\xff"].concat();
         SCRIPT
             .arg(Self::base(plugin))
             .arg(from)
             .arg(to)
+            .arg(PAGE)
             .invoke_async(&mut self.conn.clone())
             .await
             .map_err(unavailable)

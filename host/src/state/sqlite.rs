@@ -8,19 +8,28 @@
 //! (a power cut may lose the last ones), at a write's cost of tens of
 //! microseconds instead of an fsync.
 //!
-//! One table, `plugin_state (plugin, key, value, size, expires_ms)`. Every
-//! write is one `IMMEDIATE` transaction that first drops the plugin's
-//! expired keys, then checks its quota and writes, so two processes cannot
-//! both pass a quota. Reads leave expired rows out by their time.
+//! Tables: `plugin_state (plugin, key, value, size, expires_ms)`, and
+//! `plugin_usage (plugin, keys, bytes)`, the running totals the quota is
+//! checked against (recomputed from the rows when the file is opened).
+//! Every write is one `IMMEDIATE` transaction that first drops the
+//! plugin's expired keys, then checks its quota and writes, so two
+//! processes cannot both pass a quota; every step is O(log n) in the keys
+//! the plugin holds. Reads leave expired rows out by their time. A key is
+//! live up to and including its expiry millisecond, as in Redis.
+//!
+//! One connection, taken in turn (a fair async lock, so waiting holds no
+//! thread); the operation then runs on a blocking thread. A caller that
+//! gives up (the operation time limit) interrupts the query it started.
 
-use super::{Limits, StateError, now_ms, parse_number, within_quota};
+use super::{Bound, Limits, PAGE, StateError, now_ms, parse_number, within_quota};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Sqlite {
-    conn: Arc<Mutex<Connection>>,
+    conn: Arc<tokio::sync::Mutex<Connection>>,
+    interrupt: Arc<rusqlite::InterruptHandle>,
     path: PathBuf,
 }
 
@@ -33,7 +42,12 @@ CREATE TABLE IF NOT EXISTS plugin_state (
     expires_ms INTEGER,
     PRIMARY KEY (plugin, key)
 );
-CREATE INDEX IF NOT EXISTS plugin_state_usage ON plugin_state (plugin, expires_ms, size);
+CREATE INDEX IF NOT EXISTS plugin_state_expiry ON plugin_state (plugin, expires_ms);
+CREATE TABLE IF NOT EXISTS plugin_usage (
+    plugin TEXT PRIMARY KEY,
+    keys INTEGER NOT NULL,
+    bytes INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS replies (
     key TEXT PRIMARY KEY,
     reply TEXT NOT NULL,
@@ -42,8 +56,8 @@ CREATE TABLE IF NOT EXISTS replies (
 CREATE INDEX IF NOT EXISTS replies_expiry ON replies (expires_ms);
 ";
 
-/// A live row: not expired at `?now`.
-const LIVE: &str = "(expires_ms IS NULL OR expires_ms > ?3)";
+/// A live row: not expired at `?3`.
+const LIVE: &str = "(expires_ms IS NULL OR expires_ms >= ?3)";
 
 impl Sqlite {
     pub fn open(path: &Path, limits: &Limits) -> Result<Sqlite, StateError> {
@@ -53,20 +67,34 @@ impl Sqlite {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             private_dir(parent).map_err(|e| fail("cannot create the folder of", &e))?;
         }
-        let conn = Connection::open(path).map_err(|e| fail("cannot open", &e))?;
+        // Every plugin's state is in it: readable by this user only (the
+        // -wal and -shm files SQLite makes take the same mode).
+        private_file(path).map_err(|e| fail("cannot create", &e))?;
+        let mut conn = Connection::open(path).map_err(|e| fail("cannot open", &e))?;
         conn.busy_timeout(limits.timeout)
             .and_then(|()| conn.pragma_update(None, "journal_mode", "WAL"))
             .and_then(|()| conn.pragma_update(None, "synchronous", "NORMAL"))
             .and_then(|()| conn.execute_batch(SCHEMA))
             .map_err(|e| fail("cannot set up", &e))?;
-        // Keys that expired while nobody wrote: gone at start.
-        conn.execute(
-            "DELETE FROM plugin_state WHERE expires_ms <= ?1",
-            [now_ms()],
-        )
-        .map_err(|e| fail("cannot clean", &e))?;
+        // Keys that expired while nobody wrote go now, and the totals are
+        // counted afresh from the rows (whatever an older file held).
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(|e| fail("cannot clean", &e))?;
+        tx.execute("DELETE FROM plugin_state WHERE expires_ms < ?1", [now_ms()])
+            .and_then(|_| tx.execute("DELETE FROM plugin_usage", []))
+            .and_then(|_| {
+                tx.execute(
+                    "INSERT INTO plugin_usage (plugin, keys, bytes)
+                     SELECT plugin, count(*), sum(size) FROM plugin_state GROUP BY plugin",
+                    [],
+                )
+            })
+            .map_err(|e| fail("cannot count", &e))?;
+        tx.commit().map_err(|e| fail("cannot clean", &e))?;
         Ok(Sqlite {
-            conn: Arc::new(Mutex::new(conn)),
+            interrupt: Arc::new(conn.get_interrupt_handle()),
+            conn: Arc::new(tokio::sync::Mutex::new(conn)),
             path: path.to_owned(),
         })
     }
@@ -75,18 +103,19 @@ impl Sqlite {
         &self.path
     }
 
-    /// Runs `op` on the connection off the async threads.
+    /// Runs `op` on the connection, once it is this caller's turn, on a
+    /// blocking thread. Dropping the future while `op` runs interrupts it.
     async fn with<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut Connection) -> Result<T, StateError> + Send + 'static,
     ) -> Result<T, StateError> {
-        let conn = self.conn.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
-            op(&mut conn)
-        })
-        .await
-        .map_err(|e| StateError::Unavailable(e.to_string()))?
+        let mut conn = self.conn.clone().lock_owned().await;
+        let running = Interrupt(Some(self.interrupt.clone()));
+        let result = tokio::task::spawn_blocking(move || op(&mut conn))
+            .await
+            .map_err(|e| StateError::Unavailable(e.to_string()))?;
+        running.done();
+        result
     }
 
     pub async fn ping(&self) -> Result<(), StateError> {
@@ -138,7 +167,7 @@ impl Sqlite {
                 )
                 .and_then(|mut q| q.execute(params![plugin, key, value, size as i64, expires]))
                 .map_err(unavailable)?;
-                Ok(())
+                set_usage(tx, &plugin, after)
             })
         })
         .await
@@ -148,12 +177,15 @@ impl Sqlite {
         let (plugin, key) = (plugin.to_owned(), key.to_owned());
         self.with(move |c| {
             write(c, &plugin, |tx, now| {
-                tx.prepare_cached(&format!(
-                    "DELETE FROM plugin_state WHERE plugin = ?1 AND key = ?2 AND {LIVE}"
-                ))
-                .and_then(|mut q| q.execute(params![plugin, key, now]))
-                .map(|n| n > 0)
-                .map_err(unavailable)
+                let Some(size) = size_of(tx, &plugin, &key, now)? else {
+                    return Ok(false);
+                };
+                tx.prepare_cached("DELETE FROM plugin_state WHERE plugin = ?1 AND key = ?2")
+                    .and_then(|mut q| q.execute(params![plugin, key]))
+                    .map_err(unavailable)?;
+                let held = usage(tx, &plugin)?;
+                set_usage(tx, &plugin, (held.0 - 1, held.1 - size))?;
+                Ok(true)
             })
         })
         .await
@@ -197,7 +229,7 @@ impl Sqlite {
                 };
                 within_quota(&limits, held, after)?;
                 let text = sum.to_string();
-                let size = (key.len() + text.len()) as u64;
+                let size = (key.len() + text.len()) as i64;
                 // An existing key keeps its expiry; a new one has none.
                 tx.prepare_cached(
                     "INSERT INTO plugin_state (plugin, key, value, size, expires_ms)
@@ -205,27 +237,37 @@ impl Sqlite {
                      ON CONFLICT (plugin, key) DO UPDATE SET
                        value = excluded.value, size = excluded.size",
                 )
-                .and_then(|mut q| q.execute(params![plugin, key, text.as_bytes(), size as i64]))
+                .and_then(|mut q| q.execute(params![plugin, key, text.as_bytes(), size]))
                 .map_err(unavailable)?;
+                set_usage(tx, &plugin, after)?;
                 Ok(sum)
             })
         })
         .await
     }
 
-    /// The plugin's live keys from `prefix` on, in byte order (the caller
-    /// keeps those that start with it).
-    pub async fn keys(&self, plugin: &str, prefix: &str) -> Result<Vec<String>, StateError> {
+    /// One page of the plugin's live keys that start with `prefix`, from
+    /// `from` on, in byte order.
+    pub async fn keys(
+        &self,
+        plugin: &str,
+        prefix: &str,
+        from: Bound<'_>,
+    ) -> Result<Vec<String>, StateError> {
+        let (op, start) = match from {
+            Bound::From(key) => (">=", key.to_owned()),
+            Bound::After(key) => (">", key.to_owned()),
+        };
         let (plugin, prefix) = (plugin.to_owned(), prefix.to_owned());
         self.with(move |c| {
             let mut q = c
                 .prepare_cached(&format!(
-                    "SELECT key FROM plugin_state WHERE plugin = ?1 AND key >= ?2 AND {LIVE}
-                     ORDER BY key"
+                    "SELECT key FROM plugin_state WHERE plugin = ?1 AND key {op} ?2 AND {LIVE}
+                     ORDER BY key LIMIT {PAGE}"
                 ))
                 .map_err(unavailable)?;
             let rows = q
-                .query_map(params![plugin, prefix, now_ms()], |row| {
+                .query_map(params![plugin, start, now_ms()], |row| {
                     row.get::<_, String>(0)
                 })
                 .map_err(unavailable)?;
@@ -241,13 +283,11 @@ impl Sqlite {
         })
         .await
     }
-}
 
-impl Sqlite {
     pub async fn recall(&self, key: &str) -> Result<Option<String>, StateError> {
         let key = key.to_owned();
         self.with(move |c| {
-            c.prepare_cached("SELECT reply FROM replies WHERE key = ?1 AND expires_ms > ?2")
+            c.prepare_cached("SELECT reply FROM replies WHERE key = ?1 AND expires_ms >= ?2")
                 .and_then(|mut q| {
                     q.query_row(params![key, now_ms()], |row| row.get(0))
                         .optional()
@@ -264,7 +304,7 @@ impl Sqlite {
                 .transaction_with_behavior(TransactionBehavior::Immediate)
                 .map_err(unavailable)?;
             let now = now_ms();
-            tx.prepare_cached("DELETE FROM replies WHERE expires_ms <= ?1")
+            tx.prepare_cached("DELETE FROM replies WHERE expires_ms < ?1")
                 .and_then(|mut q| q.execute([now]))
                 .and_then(|_| {
                     tx.prepare_cached(
@@ -281,7 +321,26 @@ impl Sqlite {
     }
 }
 
-/// One write transaction for `plugin`: its expired keys dropped first.
+/// Interrupts the connection's running statement when dropped before
+/// [`Interrupt::done`]: the caller gave up on it.
+struct Interrupt(Option<Arc<rusqlite::InterruptHandle>>);
+
+impl Interrupt {
+    fn done(mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for Interrupt {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.interrupt();
+        }
+    }
+}
+
+/// One write transaction for `plugin`: its expired keys dropped (and
+/// taken off its totals) first.
 fn write<T>(
     conn: &mut Connection,
     plugin: &str,
@@ -291,9 +350,27 @@ fn write<T>(
         .transaction_with_behavior(TransactionBehavior::Immediate)
         .map_err(unavailable)?;
     let now = now_ms();
-    tx.prepare_cached("DELETE FROM plugin_state WHERE plugin = ?1 AND expires_ms <= ?2")
-        .and_then(|mut q| q.execute(params![plugin, now]))
+    let (gone, freed): (i64, i64) = tx
+        .prepare_cached(
+            "SELECT count(*), coalesce(sum(size), 0) FROM plugin_state
+             WHERE plugin = ?1 AND expires_ms < ?2",
+        )
+        .and_then(|mut q| q.query_row(params![plugin, now], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(unavailable)?;
+    if gone > 0 {
+        tx.prepare_cached("DELETE FROM plugin_state WHERE plugin = ?1 AND expires_ms < ?2")
+            .and_then(|mut q| q.execute(params![plugin, now]))
+            .map_err(unavailable)?;
+        let held = usage(&tx, plugin)?;
+        set_usage(
+            &tx,
+            plugin,
+            (
+                held.0.saturating_sub(gone as u64),
+                held.1.saturating_sub(freed as u64),
+            ),
+        )?;
+    }
     let result = op(&tx, now)?; // dropping `tx` rolls back
     tx.commit().map_err(unavailable)?;
     Ok(result)
@@ -301,13 +378,29 @@ fn write<T>(
 
 /// Keys and bytes `plugin` holds (its expired keys already dropped).
 fn usage(tx: &rusqlite::Transaction<'_>, plugin: &str) -> Result<(u64, u64), StateError> {
-    tx.prepare_cached("SELECT count(*), coalesce(sum(size), 0) FROM plugin_state WHERE plugin = ?1")
+    tx.prepare_cached("SELECT keys, bytes FROM plugin_usage WHERE plugin = ?1")
         .and_then(|mut q| {
             q.query_row([plugin], |row| {
                 Ok((row.get::<_, i64>(0)? as u64, row.get::<_, i64>(1)? as u64))
             })
+            .optional()
         })
+        .map(Option::unwrap_or_default)
         .map_err(unavailable)
+}
+
+fn set_usage(
+    tx: &rusqlite::Transaction<'_>,
+    plugin: &str,
+    (keys, bytes): (u64, u64),
+) -> Result<(), StateError> {
+    tx.prepare_cached(
+        "INSERT INTO plugin_usage (plugin, keys, bytes) VALUES (?1, ?2, ?3)
+         ON CONFLICT (plugin) DO UPDATE SET keys = excluded.keys, bytes = excluded.bytes",
+    )
+    .and_then(|mut q| q.execute(params![plugin, keys as i64, bytes as i64]))
+    .map(drop)
+    .map_err(unavailable)
 }
 
 /// The size of `key`, if it is set.
@@ -345,4 +438,13 @@ fn private_dir(dir: &Path) -> std::io::Result<()> {
     }
     #[cfg(not(unix))]
     std::fs::create_dir_all(dir)
+}
+
+/// The database file, created readable by this user only if it is new.
+fn private_file(path: &Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path).map(drop)
 }

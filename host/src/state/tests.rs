@@ -91,21 +91,31 @@ async fn state_can_be_turned_off() {
 
 #[test]
 fn locations_read_as_operators_write_them() {
-    assert_eq!(Location::parse("off"), Location::Off);
+    assert_eq!(Location::parse("off"), Ok(Location::Off));
     assert_eq!(
         Location::parse("redis://:pw@db:6379/2"),
-        Location::Redis("redis://:pw@db:6379/2".into())
+        Ok(Location::Redis("redis://:pw@db:6379/2".into()))
     );
     assert_eq!(
         Location::parse("sqlite:/var/lib/wasmbot/state.db"),
-        Location::File("/var/lib/wasmbot/state.db".into())
+        Ok(Location::File("/var/lib/wasmbot/state.db".into()))
     );
     assert_eq!(
         Location::parse("state.db"),
-        Location::File("state.db".into())
+        Ok(Location::File("state.db".into()))
     );
     // A password never shows.
-    let shown = Location::parse("redis://user:hunter2@db:6379/2").to_string();
+    // A misspelt URL is an error, not a file called that; TLS is not built in.
+    for wrong in ["valkey://db:6379", "rediss://db:6379", "http://db"] {
+        assert!(Location::parse(wrong).is_err(), "{wrong}");
+    }
+    let shown = Location::parse("unix:///run/redis.sock?db=1&pass=hunter2")
+        .unwrap()
+        .to_string();
+    assert!(!shown.contains("hunter2"), "{shown}");
+    let shown = Location::parse("redis://user:hunter2@db:6379/2")
+        .unwrap()
+        .to_string();
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("db:6379"), "{shown}");
 }

@@ -3,8 +3,8 @@
 // Answers "ping" with "pong" (setting `reply`). This file is the component
 // glue: `wasmbot build {{name}}` generates the bindings of wit/ (the
 // contract) as the packages `wit_component/wasmbot_plugin_types`,
-// `…/wasmbot_plugin_config`, `…/wasmbot_plugin_log`, `…/wasmbot_plugin_http`
-// and `…/wasi_http_*`, and compiles this folder's .go files as the package
+// `…/wasmbot_plugin_config`, `…/wasmbot_plugin_log`, `…/wasmbot_plugin_http`,
+// `…/wasmbot_plugin_state` (its key-value store) and `…/wasi_http_*`, and compiles this folder's .go files as the package
 // that holds the exports (Describe and Handle). The decision is plain Go in
 // logic/, tested natively with `go test ./logic`.
 package export_wasmbot_plugin_handler

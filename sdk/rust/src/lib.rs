@@ -195,9 +195,23 @@ pub mod state {
         imp::increment(key, delta)
     }
 
-    /// The plugin's keys that start with `prefix`, in byte order.
+    /// Every key of the plugin that starts with `prefix`, in byte order
+    /// (page after page: one operation per 100 keys).
     pub fn keys(prefix: &str) -> Result<Vec<String>, Error> {
-        imp::keys(prefix)
+        let mut all = Vec::new();
+        loop {
+            let page = keys_after(prefix, all.last().map(String::as_str))?;
+            if page.is_empty() {
+                return Ok(all);
+            }
+            all.extend(page);
+        }
+    }
+
+    /// One page of the keys that start with `prefix`: at most 1,000, those
+    /// after `after` if given.
+    pub fn keys_after(prefix: &str, after: Option<&str>) -> Result<Vec<String>, Error> {
+        imp::keys(prefix, after)
     }
 
     impl Error {
@@ -220,10 +234,14 @@ pub mod state {
     #[cfg(target_arch = "wasm32")]
     mod imp {
         use super::Error;
-        pub use crate::bindings::wasmbot::plugin::state::{delete, get, increment, keys};
+        pub use crate::bindings::wasmbot::plugin::state::{delete, get, increment};
 
         pub fn set(key: &str, value: &[u8], ttl_ms: Option<u64>) -> Result<(), Error> {
             crate::bindings::wasmbot::plugin::state::set(key, value, ttl_ms)
+        }
+
+        pub fn keys(prefix: &str, after: Option<&str>) -> Result<Vec<String>, Error> {
+            crate::bindings::wasmbot::plugin::state::keys(prefix, after)
         }
     }
 
@@ -303,10 +321,16 @@ pub mod state {
             })
         }
 
-        pub fn keys(prefix: &str) -> Result<Vec<String>, Error> {
+        pub fn keys(prefix: &str, after: Option<&str>) -> Result<Vec<String>, Error> {
+            use std::ops::Bound;
+            let from = match after {
+                Some(after) if after >= prefix => Bound::Excluded(after.to_owned()),
+                _ => Bound::Included(prefix.to_owned()),
+            };
             Ok(live(|s| {
-                s.range(prefix.to_owned()..)
+                s.range((from, Bound::Unbounded))
                     .take_while(|(k, _)| k.starts_with(prefix))
+                    .take(1000)
                     .map(|(k, _)| k.clone())
                     .collect()
             }))
@@ -391,6 +415,15 @@ mod tests {
         state::set_text("todo:1", "eggs", None).unwrap();
         state::set_text("other", "x", None).unwrap();
         assert_eq!(state::keys("todo:").unwrap(), ["todo:1", "todo:2"]);
+        assert_eq!(
+            state::keys_after("todo:", Some("todo:1")).unwrap(),
+            ["todo:2"]
+        );
+        for i in 0..1500 {
+            state::set(&format!("many:{i:04}"), b"", None).unwrap();
+        }
+        assert_eq!(state::keys_after("many:", None).unwrap().len(), 1000);
+        assert_eq!(state::keys("many:").unwrap().len(), 1500);
         assert_eq!(state::get_text("todo:2").unwrap().as_deref(), Some("milk"));
         assert_eq!(state::increment("n", 2).unwrap(), 2);
         assert_eq!(state::increment("n", -5).unwrap(), -3);
