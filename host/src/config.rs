@@ -323,11 +323,10 @@ impl Config {
             },
             _ => None,
         };
-        let state_given = args
-            .state
-            .as_deref()
-            .or(file.state.as_deref())
-            .filter(|text| !text.trim().is_empty());
+        let state_given = [args.state.as_deref(), file.state.as_deref()]
+            .into_iter()
+            .flatten()
+            .find(|text| !text.trim().is_empty());
         let number = |name: &str| -> Result<Option<usize>, ConfigError> {
             env.get(name)
                 .map(|v| {

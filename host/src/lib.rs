@@ -127,7 +127,7 @@ impl Server {
                     config.max_in_flight.saturating_mul(4),
                 )),
                 in_flight: Arc::new(tokio::sync::Semaphore::new(config.max_in_flight)),
-                replay,
+                replay: Arc::new(replay),
                 max_body: config.max_request_body,
             }),
             registry,

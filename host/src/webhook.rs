@@ -38,7 +38,7 @@ pub struct AppState {
     /// authenticated (load shedding).
     pub in_flight: Arc<Semaphore>,
     /// Replies by idempotency token, for Twilio's retries.
-    pub replay: Replay,
+    pub replay: Arc<Replay>,
     /// Largest webhook body accepted (413 above).
     pub max_body: usize,
 }
@@ -72,6 +72,10 @@ pub struct Replay {
     ttl: Duration,
     entries: Mutex<ReplayEntries>,
     shared: Option<Arc<crate::state::Store>>,
+    /// Until when the shared store is not asked again, after it failed:
+    /// a Redis that does not answer must not add its time limit to every
+    /// message.
+    shared_down_until: Mutex<Option<Instant>>,
 }
 
 /// Replies by token, and the tokens oldest first.
@@ -87,6 +91,47 @@ impl Replay {
             ttl: Self::TTL,
             entries: Mutex::default(),
             shared: None,
+            shared_down_until: Mutex::default(),
+        }
+    }
+
+    /// How long the shared store is left alone after it failed.
+    const BACK_OFF: Duration = Duration::from_secs(5);
+
+    /// Whether to ask the shared store now: not while it is left alone
+    /// after a failure; when that time is up, one caller asks (the others
+    /// wait for its answer for as long as a store operation may take).
+    fn may_ask_shared(&self, store: &crate::state::Store) -> bool {
+        let mut until = self
+            .shared_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match *until {
+            None => true,
+            Some(t) if Instant::now() < t => false,
+            Some(_) => {
+                *until = Some(Instant::now() + store.limits().timeout);
+                true
+            }
+        }
+    }
+
+    fn shared_answered(&self, result: Result<(), &crate::state::StateError>, doing: &str) {
+        let mut until = self
+            .shared_down_until
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match result {
+            Ok(()) => *until = None,
+            Err(e) => {
+                if until.is_none() {
+                    tracing::warn!(
+                        "cannot {doing} other replicas: {e}; asking again in {} s",
+                        Self::BACK_OFF.as_secs()
+                    );
+                }
+                *until = Some(Instant::now() + Self::BACK_OFF);
+            }
         }
     }
 
@@ -104,29 +149,26 @@ impl Replay {
             return Some(xml);
         }
         let store = self.shared.as_ref()?;
-        match store.recall(key).await {
-            Ok(Some(xml)) => {
-                let xml: Arc<str> = xml.into();
-                self.put(key, xml.clone());
-                Some(xml)
-            }
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!("cannot look up replies of other replicas: {e}");
-                None
-            }
+        if !self.may_ask_shared(store) {
+            return None;
         }
+        let recalled = store.recall(key).await;
+        self.shared_answered(recalled.as_ref().map(drop), "look up the replies of");
+        let xml: Arc<str> = recalled.ok()??.into();
+        self.put(key, xml.clone());
+        Some(xml)
     }
 
     /// Remembers a reply here and, in the background, in the shared store.
-    fn remember(&self, key: &str, xml: Arc<str>) {
+    fn remember(self: &Arc<Self>, key: &str, xml: Arc<str>) {
         self.put(key, xml.clone());
-        if let Some(store) = &self.shared {
-            let (store, key, ttl) = (store.clone(), key.to_owned(), self.ttl);
+        if let Some(store) = &self.shared
+            && self.may_ask_shared(store)
+        {
+            let (replay, store, key) = (self.clone(), store.clone(), key.to_owned());
             tokio::spawn(async move {
-                if let Err(e) = store.remember(&key, &xml, ttl).await {
-                    tracing::warn!("cannot share a reply with other replicas: {e}");
-                }
+                let stored = store.remember(&key, &xml, replay.ttl).await;
+                replay.shared_answered(stored.as_ref().map(|_| ()), "share a reply with");
             });
         }
     }
@@ -269,6 +311,7 @@ async fn bot(
     let body = {
         let Ok(_reading) = state.reading.clone().try_acquire_owned() else {
             tracing::warn!("message refused: too many request bodies are being read");
+            state.dispatcher.metrics.message(Message::Shed, None);
             return Err(WebhookError::Busy);
         };
         match tokio::time::timeout(BODY_TIMEOUT, axum::body::to_bytes(body, state.max_body)).await {
@@ -511,6 +554,42 @@ mod tests {
             prop_assert_eq!(pairs.len(), nonempty);
             let _ = crate::message::Inbound::from_params(pairs);
         }
+    }
+
+    /// A shared store that fails is left alone for a while, then asked
+    /// by one caller: a dead Redis does not add its time limit to every
+    /// message.
+    #[tokio::test]
+    async fn a_failing_shared_store_is_asked_again_only_after_a_while() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let store = Arc::new(
+            crate::state::Store::open(
+                &crate::state::Location::Redis(format!("redis://127.0.0.1:{port}")),
+                crate::state::Limits {
+                    timeout: Duration::from_millis(200),
+                    ..Default::default()
+                },
+            )
+            .unwrap(),
+        );
+        let replay = Replay::new(8).shared(store.clone());
+        assert_eq!(replay.recall("k").await, None);
+        assert_eq!(store.unavailable_count(), 1);
+        for _ in 0..5 {
+            assert_eq!(replay.recall("k").await, None);
+        }
+        assert_eq!(store.unavailable_count(), 1, "not asked while backing off");
+        // Once the time is up, the next caller asks (and fails again).
+        *replay.shared_down_until.lock().unwrap() = Some(Instant::now());
+        assert_eq!(replay.recall("k").await, None);
+        assert_eq!(store.unavailable_count(), 2);
+        // A reply of this replica is still found.
+        replay.put("mine", "<Response/>".into());
+        assert_eq!(replay.recall("mine").await.as_deref(), Some("<Response/>"));
     }
 
     #[test]

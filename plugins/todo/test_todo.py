@@ -93,6 +93,11 @@ class TodoTest(unittest.TestCase):
             todo.answer(f"todo add {i}", ADA, s)
         self.assertIn("50 items already", todo.answer("todo add more", ADA, s))
         self.assertIn("can't reach", todo.answer("todo", ADA, DictStore(fail=True)))
+        class Refusing(DictStore):
+            def keys(self, prefix):
+                raise todo.StoreError("invalid: a key is 1 to 256 bytes, not 300")
+
+        self.assertIn("could not do that", todo.answer("todo", ADA, Refusing()))
         full = DictStore(max_keys=2)
         todo.answer("todo add a", ADA, full)
         self.assertIn("full", todo.answer("todo add b", ADA, full))

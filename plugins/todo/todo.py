@@ -69,6 +69,8 @@ def answer(body: str, sender: str, store: Store) -> Optional[str]:
         return "Sorry, I can't reach your list right now. Please try again in a minute."
     except Full:
         return "Sorry, the to-do lists are full. Tick some items off first."
+    except StoreError:
+        return "Sorry, I could not do that with your list."
 
 
 def _add(store: Store, sender: str, text: str) -> str:

@@ -287,6 +287,11 @@ async fn past_the_in_flight_cap_messages_are_shed_with_503() {
         .unwrap();
     assert_eq!(shed.status(), 503);
     assert_eq!(shed.headers()["retry-after"], "1");
+    let metrics = bot.metrics().await;
+    assert!(
+        metrics.contains("wasmbot_messages_total{outcome=\"shed\"} 1\n"),
+        "{metrics:.600}"
+    );
     assert_eq!(slow_one.await.unwrap().status, 200);
     // Capacity is back once the slow one is answered.
     assert_eq!(bot.message("hello").await.status, 200);

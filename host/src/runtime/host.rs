@@ -281,8 +281,9 @@ mod state_v0_2 {
             let page = self
                 .stateful(|s, p| async move { s.keys(&p, &prefix, after.as_deref()).await })
                 .await?;
-            // A page is one operation per 100 keys (the first is counted).
-            let extra = u32::try_from(page.len() / 100).unwrap_or(u32::MAX);
+            // A page is one operation per 100 keys, at least one (which
+            // `stateful` counted).
+            let extra = u32::try_from((page.len() / 100).saturating_sub(1)).unwrap_or(u32::MAX);
             self.state_ops = self.state_ops.saturating_add(extra);
             Ok(page)
         }

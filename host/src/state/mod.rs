@@ -90,18 +90,28 @@ impl Location {
         if text.eq_ignore_ascii_case("off") {
             return Ok(Location::Off);
         }
-        match text.split_once("://").map(|(scheme, _)| scheme) {
-            Some("redis" | "redis+unix" | "unix") => Ok(Location::Redis(text.to_owned())),
-            Some("rediss") => Err(format!(
-                "{text:?}: TLS to Redis (rediss://) is not built into this wasmbot; reach \
-                 Redis over a private network or a TLS tunnel with redis://"
-            )),
+        if let Some(path) = text.strip_prefix("sqlite:") {
+            return Ok(Location::File(path.into()));
+        }
+        // `scheme:` at the start (letters first, then letters, digits, `+`,
+        // `-`, `.`) is a URL, however it goes on.
+        let scheme = text.split_once(':').map(|(s, _)| s).filter(|s| {
+            s.starts_with(|c: char| c.is_ascii_alphabetic())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+        });
+        match scheme {
+            None => Ok(Location::File(text.into())),
+            Some("redis" | "redis+unix" | "unix") if text.contains("://") => {
+                Ok(Location::Redis(text.to_owned()))
+            }
+            Some("rediss") => Err(
+                "TLS to Redis (rediss://) is not built into this wasmbot; reach Redis over a \
+                 private network or a TLS tunnel with redis://"
+                    .into(),
+            ),
             Some(scheme) => Err(format!(
-                "{scheme}:// is not a state store: give a SQLite file, redis://host:port/db \
-                 or off"
-            )),
-            None => Ok(Location::File(
-                text.strip_prefix("sqlite:").unwrap_or(text).into(),
+                "{scheme}: is not a state store: give a SQLite file, redis://host:port/db or off"
             )),
         }
     }
@@ -135,6 +145,8 @@ pub struct Store {
     location: Location,
     /// Operations that found the store unreachable or too slow.
     unavailable: std::sync::atomic::AtomicU64,
+    /// The last answer to a ping, and when.
+    last_ping: tokio::sync::Mutex<Option<(std::time::Instant, Result<(), StateError>)>>,
 }
 
 enum Backend {
@@ -158,6 +170,7 @@ impl Store {
             limits,
             location: location.clone(),
             unavailable: Default::default(),
+            last_ping: Default::default(),
         })
     }
 
@@ -185,8 +198,25 @@ impl Store {
         &self.location
     }
 
-    /// Whether the store answers (for `/readyz`).
+    /// Whether the store answers (for `/readyz`, which anyone may ask):
+    /// Redis is asked at most once a second; a SQLite file opened at start
+    /// is there (asking it would queue behind plugins' operations).
     pub async fn ping(&self) -> Result<(), StateError> {
+        if !matches!(self.backend, Backend::Redis(_)) {
+            return Ok(());
+        }
+        let mut last = self.last_ping.lock().await;
+        if let Some((at, result)) = &*last
+            && at.elapsed() < Duration::from_secs(1)
+        {
+            return result.clone();
+        }
+        let result = self.ping_now().await;
+        *last = Some((std::time::Instant::now(), result.clone()));
+        result
+    }
+
+    async fn ping_now(&self) -> Result<(), StateError> {
         match &self.backend {
             Backend::Sqlite(db) => tokio::time::timeout(self.limits.timeout, db.ping())
                 .await

@@ -18,8 +18,9 @@
 //! live up to and including its expiry millisecond, as in Redis.
 //!
 //! One connection, taken in turn (a fair async lock, so waiting holds no
-//! thread); the operation then runs on a blocking thread. A caller that
-//! gives up (the operation time limit) interrupts the query it started.
+//! thread); the operation then runs on a blocking thread, to its end: a
+//! caller that gives up waiting (the operation time limit) is told
+//! `unavailable`, whose outcome is unknown, as with Redis.
 
 use super::{Bound, Limits, PAGE, StateError, now_ms, parse_number, within_quota};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
@@ -29,7 +30,6 @@ use std::time::Duration;
 
 pub struct Sqlite {
     conn: Arc<tokio::sync::Mutex<Connection>>,
-    interrupt: Arc<rusqlite::InterruptHandle>,
     path: PathBuf,
 }
 
@@ -93,7 +93,6 @@ impl Sqlite {
             .map_err(|e| fail("cannot count", &e))?;
         tx.commit().map_err(|e| fail("cannot clean", &e))?;
         Ok(Sqlite {
-            interrupt: Arc::new(conn.get_interrupt_handle()),
             conn: Arc::new(tokio::sync::Mutex::new(conn)),
             path: path.to_owned(),
         })
@@ -104,18 +103,17 @@ impl Sqlite {
     }
 
     /// Runs `op` on the connection, once it is this caller's turn, on a
-    /// blocking thread. Dropping the future while `op` runs interrupts it.
+    /// blocking thread (one at a time: the lock is taken first). Every
+    /// operation is a few O(log n) statements; one that has started runs to
+    /// its end even if its caller stops waiting.
     async fn with<T: Send + 'static>(
         &self,
         op: impl FnOnce(&mut Connection) -> Result<T, StateError> + Send + 'static,
     ) -> Result<T, StateError> {
         let mut conn = self.conn.clone().lock_owned().await;
-        let running = Interrupt(Some(self.interrupt.clone()));
-        let result = tokio::task::spawn_blocking(move || op(&mut conn))
+        tokio::task::spawn_blocking(move || op(&mut conn))
             .await
-            .map_err(|e| StateError::Unavailable(e.to_string()))?;
-        running.done();
-        result
+            .map_err(|e| StateError::Unavailable(e.to_string()))?
     }
 
     pub async fn ping(&self) -> Result<(), StateError> {
@@ -154,7 +152,7 @@ impl Sqlite {
                 let held = usage(tx, &plugin)?;
                 let after = (
                     held.0 + u64::from(old.is_none()),
-                    held.1 - old.unwrap_or(0) + size,
+                    held.1.saturating_sub(old.unwrap_or(0)) + size,
                 );
                 within_quota(&limits, held, after)?;
                 let expires = ttl.map(|t| now.saturating_add(t.as_millis() as i64));
@@ -184,7 +182,11 @@ impl Sqlite {
                     .and_then(|mut q| q.execute(params![plugin, key]))
                     .map_err(unavailable)?;
                 let held = usage(tx, &plugin)?;
-                set_usage(tx, &plugin, (held.0 - 1, held.1 - size))?;
+                set_usage(
+                    tx,
+                    &plugin,
+                    (held.0.saturating_sub(1), held.1.saturating_sub(size)),
+                )?;
                 Ok(true)
             })
         })
@@ -217,7 +219,14 @@ impl Sqlite {
                             .and_then(|n| n.checked_add(delta))
                             .ok_or(StateError::NotANumber)?;
                         let grown = sum.to_string().len() as u64;
-                        (sum, (held.0, held.1 - value.len() as u64 + grown))
+                        let freed = (key.len() + value.len()) as u64;
+                        (
+                            sum,
+                            (
+                                held.0,
+                                held.1.saturating_sub(freed) + key.len() as u64 + grown,
+                            ),
+                        )
                     }
                     None => (
                         delta,
@@ -318,24 +327,6 @@ impl Sqlite {
             tx.commit().map_err(unavailable)
         })
         .await
-    }
-}
-
-/// Interrupts the connection's running statement when dropped before
-/// [`Interrupt::done`]: the caller gave up on it.
-struct Interrupt(Option<Arc<rusqlite::InterruptHandle>>);
-
-impl Interrupt {
-    fn done(mut self) {
-        self.0 = None;
-    }
-}
-
-impl Drop for Interrupt {
-    fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.interrupt();
-        }
     }
 }
 

@@ -106,9 +106,21 @@ fn locations_read_as_operators_write_them() {
     );
     // A password never shows.
     // A misspelt URL is an error, not a file called that; TLS is not built in.
-    for wrong in ["valkey://db:6379", "rediss://db:6379", "http://db"] {
+    for wrong in [
+        "valkey://db:6379",
+        "http://db",
+        "redis:db:6379",
+        "redis:/db",
+        "Redis://db",
+    ] {
         assert!(Location::parse(wrong).is_err(), "{wrong}");
     }
+    let tls = Location::parse("rediss://:hunter2@db:6380").unwrap_err();
+    assert!(tls.contains("TLS") && !tls.contains("hunter2"), "{tls}");
+    assert_eq!(
+        Location::parse("./data/state.db"),
+        Ok(Location::File("./data/state.db".into()))
+    );
     let shown = Location::parse("unix:///run/redis.sock?db=1&pass=hunter2")
         .unwrap()
         .to_string();

@@ -177,7 +177,12 @@ pub mod state {
 
     /// Sets `key` to `value`; with `ttl`, it expires that long from now.
     pub fn set(key: &str, value: &[u8], ttl: Option<Duration>) -> Result<(), Error> {
-        imp::set(key, value, ttl.map(|t| t.as_millis().max(1) as u64))
+        // A zero time to live reaches the host, which says `invalid`.
+        imp::set(
+            key,
+            value,
+            ttl.map(|t| u64::try_from(t.as_millis()).unwrap_or(u64::MAX)),
+        )
     }
 
     /// Sets `key` to the text `value`.
