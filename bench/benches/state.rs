@@ -21,6 +21,8 @@ fn state(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
+    // Redis's connection runs on this runtime.
+    let _in_runtime = rt.enter();
     let dir = tempfile::tempdir().unwrap();
     let redis = RedisServer::start();
     let mut backends = vec![("sqlite", Location::File(dir.path().join("state.sqlite3")))];

@@ -132,6 +132,12 @@ impl Redis {
     /// background, so the bot starts (and answers stateless plugins)
     /// while Redis is down.
     pub fn open(url: &str, limits: &Limits) -> Result<Redis, StateError> {
+        // The connection's background task needs one (and would panic).
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StateError::Unavailable(
+                "a Redis store is opened inside a Tokio runtime".into(),
+            ));
+        }
         let client = redis::Client::open(url)
             .map_err(|e| StateError::Unavailable(format!("bad Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()

@@ -131,3 +131,13 @@ fn locations_read_as_operators_write_them() {
     assert!(!shown.contains("hunter2"), "{shown}");
     assert!(shown.contains("db:6379"), "{shown}");
 }
+
+#[test]
+fn a_redis_store_outside_a_runtime_is_an_error_not_a_panic() {
+    let opened = Store::open(&Location::Redis("redis://127.0.0.1:1".into()), limits());
+    assert!(
+        matches!(&opened, Err(StateError::Unavailable(m)) if m.contains("Tokio runtime")),
+        "{:?}",
+        opened.err()
+    );
+}
