@@ -4,7 +4,8 @@
 //! plugin can reach another's.
 //!
 //! Two backends with the same semantics, proven by one test suite run
-//! against each ([`tests`]):
+//! against each (`tests/e2e/state.rs`, a real file and a real
+//! `redis-server`):
 //! - [`sqlite`] — the default, one file in the data folder, no set-up
 //!   (SQLite in WAL mode: several processes on one machine may share it,
 //!   and the operator can read it with the `sqlite3` shell);
