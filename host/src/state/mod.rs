@@ -181,16 +181,6 @@ impl Store {
         self.unavailable.load(std::sync::atomic::Ordering::Relaxed)
     }
 
-    fn counted<T>(&self, result: Result<T, StateError>) -> Result<T, StateError> {
-        if let Err(StateError::Unavailable(_)) = &result
-            && !matches!(self.backend, Backend::Off)
-        {
-            self.unavailable
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        }
-        result
-    }
-
     pub fn limits(&self) -> &Limits {
         &self.limits
     }
@@ -203,31 +193,19 @@ impl Store {
     /// Redis is asked at most once a second; a SQLite file opened at start
     /// is there (asking it would queue behind plugins' operations).
     pub async fn ping(&self) -> Result<(), StateError> {
-        if !matches!(self.backend, Backend::Redis(_)) {
+        let Backend::Redis(db) = &self.backend else {
             return Ok(());
-        }
+        };
         let mut last = self.last_ping.lock().await;
         if let Some((at, result)) = &*last
             && at.elapsed() < Duration::from_secs(1)
         {
             return result.clone();
         }
-        let result = self.ping_now().await;
+        // Not counted as an operation's failure: `/readyz` polls.
+        let result = self.within(db.ping()).await;
         *last = Some((std::time::Instant::now(), result.clone()));
         result
-    }
-
-    async fn ping_now(&self) -> Result<(), StateError> {
-        match &self.backend {
-            Backend::Sqlite(db) => tokio::time::timeout(self.limits.timeout, db.ping())
-                .await
-                .unwrap_or_else(|_| Err(StateError::Unavailable("no answer in time".into()))),
-            // Not counted as an error of an operation: `/readyz` polls.
-            Backend::Redis(db) => tokio::time::timeout(self.limits.timeout, db.ping())
-                .await
-                .unwrap_or_else(|_| Err(StateError::Unavailable("no answer in time".into()))),
-            Backend::Off => Ok(()),
-        }
     }
 
     pub async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
@@ -344,21 +322,33 @@ impl Store {
         }
     }
 
-    /// One Redis exchange within the operation time limit (SQLite waits
-    /// for its lock with a busy timeout of the same length).
+    /// One operation within the operation time limit (waiting for the
+    /// SQLite connection or the Redis answer included), its failure to
+    /// reach the store counted for `/metrics`.
     async fn timed<T>(
         &self,
         op: impl Future<Output = Result<T, StateError>>,
     ) -> Result<T, StateError> {
-        let result = tokio::time::timeout(self.limits.timeout, op)
+        let result = self.within(op).await;
+        if let Err(StateError::Unavailable(_)) = &result {
+            self.unavailable
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn within<T>(
+        &self,
+        op: impl Future<Output = Result<T, StateError>>,
+    ) -> Result<T, StateError> {
+        tokio::time::timeout(self.limits.timeout, op)
             .await
             .unwrap_or_else(|_| {
                 Err(StateError::Unavailable(format!(
                     "no answer within {} ms",
                     self.limits.timeout.as_millis()
                 )))
-            });
-        self.counted(result)
+            })
     }
 }
 

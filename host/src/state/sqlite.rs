@@ -24,13 +24,12 @@
 
 use super::{Bound, Limits, PAGE, StateError, now_ms, parse_number, within_quota};
 use rusqlite::{Connection, OptionalExtension as _, TransactionBehavior, params};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
 pub struct Sqlite {
     conn: Arc<tokio::sync::Mutex<Connection>>,
-    path: PathBuf,
 }
 
 const SCHEMA: &str = "
@@ -94,12 +93,7 @@ impl Sqlite {
         tx.commit().map_err(|e| fail("cannot clean", &e))?;
         Ok(Sqlite {
             conn: Arc::new(tokio::sync::Mutex::new(conn)),
-            path: path.to_owned(),
         })
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
     }
 
     /// Runs `op` on the connection, once it is this caller's turn, on a
@@ -116,24 +110,10 @@ impl Sqlite {
             .map_err(|e| StateError::Unavailable(e.to_string()))?
     }
 
-    pub async fn ping(&self) -> Result<(), StateError> {
-        self.with(|c| c.query_row("SELECT 1", [], |_| Ok(())).map_err(unavailable))
-            .await
-    }
-
     pub async fn get(&self, plugin: &str, key: &str) -> Result<Option<Vec<u8>>, StateError> {
         let (plugin, key) = (plugin.to_owned(), key.to_owned());
-        self.with(move |c| {
-            c.prepare_cached(&format!(
-                "SELECT value FROM plugin_state WHERE plugin = ?1 AND key = ?2 AND {LIVE}"
-            ))
-            .and_then(|mut q| {
-                q.query_row(params![plugin, key, now_ms()], |row| row.get(0))
-                    .optional()
-            })
-            .map_err(unavailable)
-        })
-        .await
+        self.with(move |c| value_of(c, &plugin, &key, now_ms()))
+            .await
     }
 
     pub async fn set(
@@ -203,15 +183,7 @@ impl Sqlite {
         let (plugin, key, limits) = (plugin.to_owned(), key.to_owned(), limits.clone());
         self.with(move |c| {
             write(c, &plugin, |tx, now| {
-                let old: Option<Vec<u8>> = tx
-                    .prepare_cached(&format!(
-                        "SELECT value FROM plugin_state WHERE plugin = ?1 AND key = ?2 AND {LIVE}"
-                    ))
-                    .and_then(|mut q| {
-                        q.query_row(params![plugin, key, now], |row| row.get(0))
-                            .optional()
-                    })
-                    .map_err(unavailable)?;
+                let old = value_of(tx, &plugin, &key, now)?;
                 let held = usage(tx, &plugin)?;
                 let (sum, after) = match &old {
                     Some(value) => {
@@ -391,6 +363,23 @@ fn set_usage(
     )
     .and_then(|mut q| q.execute(params![plugin, keys as i64, bytes as i64]))
     .map(drop)
+    .map_err(unavailable)
+}
+
+/// The value of `key`, if it is set.
+fn value_of(
+    conn: &Connection,
+    plugin: &str,
+    key: &str,
+    now: i64,
+) -> Result<Option<Vec<u8>>, StateError> {
+    conn.prepare_cached(&format!(
+        "SELECT value FROM plugin_state WHERE plugin = ?1 AND key = ?2 AND {LIVE}"
+    ))
+    .and_then(|mut q| {
+        q.query_row(params![plugin, key, now], |row| row.get(0))
+            .optional()
+    })
     .map_err(unavailable)
 }
 
