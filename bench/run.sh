@@ -11,7 +11,9 @@
 # repository; see its README for wrk/nginx prerequisites), prints the table
 # with wasmbot ÷ axum-native per message kind, then the server's RSS, and stops it.
 # Extra environment for the server: WASMBOT_* variables pass through;
-# WASMBOT_BIN=path runs that binary instead of building this checkout's.
+# WASMBOT_BIN=path runs that binary instead of building this checkout's;
+# PLUGINS_FROM=dir serves that folder's quote.wasm and cat.wasm instead of
+# the bundled ones (e.g. builds of another commit).
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 harness="${BENCH_HARNESS:-$repo/../shared/bench}"
@@ -39,7 +41,8 @@ fi
 
 work="$(mktemp -d /tmp/wasmbot-bench.XXXXXX)"
 mkdir -p "$work/plugins"
-cp "$repo/plugins/quote.wasm" "$repo/plugins/cat.wasm" "$work/plugins/"
+plugins_from="${PLUGINS_FROM:-$repo/plugins}"
+cp "$plugins_from/quote.wasm" "$plugins_from/cat.wasm" "$work/plugins/"
 cleanup() {
   [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
   true

@@ -3,10 +3,20 @@
 //!
 //!     cargo bench -p wasmbot-bench --bench call
 //!
-//! With the runtime's default limits; the components are the repo's own
-//! (built by the `wasmbot-tests` build script).
+//! The Rust plugins are the repo's own (built by the `wasmbot-tests` build
+//! script); the Python (`plugins/dice`) and JavaScript (`plugins/define`)
+//! examples are built with `wasmbot build`'s toolchain at start (the first
+//! time installs componentize-py/js into the cache folder; without python3
+//! or node those cases are skipped, with a line saying so).
+//!
+//! Each case runs in two pools of the same memory budget (768 MiB, a 24 GiB
+//! machine's default): the default pool (`max_in_flight` 256 × 16 plugins),
+//! where a free slot keeps 28 KiB of the memory an instance dirtied, and a
+//! small one (`max_in_flight` 16), where it keeps ~670 KiB: what that buys
+//! a plugin that dirties more than a few pages.
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmbot::message::Inbound;
@@ -14,11 +24,52 @@ use wasmbot::policy::{Grant, PluginId};
 use wasmbot::runtime::{Limits, Plugin, Runtime};
 use wasmbot_tests::fixture::whatsapp_form;
 
-async fn load(runtime: &Arc<Runtime>, file: &str, id: &str) -> Plugin {
+/// The server's allocator (`host/src/main.rs`), so a call is measured as
+/// the server pays it: with glibc's, malloc and free were a tenth of it.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+async fn load(runtime: &Arc<Runtime>, file: &Path, id: &str) -> Plugin {
     let bytes = std::fs::read(file).unwrap();
     let compiled = runtime.compile(&bytes).unwrap();
     let id = PluginId::parse(id).unwrap();
     runtime.load(compiled, |_| Grant::none(id)).await.unwrap()
+}
+
+/// The example `plugins/<name>` (its `files`) built as `wasmbot build`
+/// builds it, in a scratch folder (the build installs `NAME.wasm` beside
+/// its source, which must not land in the repo's plugins folder), or why
+/// it could not be.
+fn example(name: &str, files: &[&str]) -> Result<PathBuf, String> {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let source = scratch.path().join(name);
+    std::fs::create_dir_all(&source).map_err(|e| e.to_string())?;
+    for file in files {
+        std::fs::copy(
+            repo.join("plugins").join(name).join(file),
+            source.join(file),
+        )
+        .map_err(|e| format!("{file}: {e}"))?;
+    }
+    let built =
+        wasmbot::toolchain::build(&source, &repo.join("wit"), &repo.join("target/wasm-guests"))
+            .map_err(|e| e.to_string())?;
+    let kept = repo
+        .join("target/wasm-guests")
+        .join(format!("{name}-bench.wasm"));
+    std::fs::copy(&built, &kept).map_err(|e| e.to_string())?;
+    Ok(kept)
+}
+
+/// `Limits::default()` with the pool of `max_in_flight` messages of 16
+/// plugins each, in the memory budget of a 24 GiB machine.
+fn limits(max_in_flight: u32) -> Limits {
+    Limits {
+        memory_budget: 768 << 20,
+        pool_instances: max_in_flight * 16 + 16,
+        ..Limits::default()
+    }
 }
 
 fn call(c: &mut Criterion) {
@@ -27,22 +78,53 @@ fn call(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let runtime = Arc::new(Runtime::new(Limits::default(), None).unwrap());
-    let cat = rt.block_on(load(&runtime, wasmbot_tests::CAT, "cat"));
-    let quote = rt.block_on(load(&runtime, wasmbot_tests::QUOTE, "quote"));
-    let cases = [
-        ("cat answers \"cat\"", &cat, "cat"),
-        ("quote stays silent on \"hello\"", &quote, "hello"),
+    // (case, file, plugin id, message body)
+    let mut plugins: Vec<(&str, PathBuf, &str, &str)> = vec![
+        (
+            "cat (Rust) answers \"cat\"",
+            wasmbot_tests::CAT.into(),
+            "cat",
+            "cat",
+        ),
+        (
+            "quote (Rust) stays silent on \"hello\"",
+            wasmbot_tests::QUOTE.into(),
+            "quote",
+            "hello",
+        ),
     ];
+    for (case, name, files, body) in [
+        (
+            "dice (Python) answers \"roll 2d6\"",
+            "dice",
+            &["app.py", "dice.py"][..],
+            "roll 2d6",
+        ),
+        (
+            "define (JavaScript) stays silent on \"hello\"",
+            "define",
+            &["plugin.js", "logic.js"][..],
+            "hello",
+        ),
+    ] {
+        match example(name, files) {
+            Ok(file) => plugins.push((case, file, name, body)),
+            Err(why) => println!("SKIPPED {case}: {why}"),
+        }
+    }
     let mut group = c.benchmark_group("one call (instantiate + handle + drop)");
-    for (name, plugin, body) in cases {
-        let msg = Inbound::from_params(whatsapp_form(body));
-        group.bench_function(name, |b| {
-            b.to_async(&rt).iter(|| async {
-                let deadline = Instant::now() + Duration::from_secs(5);
-                plugin.handle(&msg, deadline).await.unwrap()
-            })
-        });
+    for (pool, max_in_flight) in [("default pool", 256), ("max_in_flight 16", 16)] {
+        let runtime = Arc::new(Runtime::new(limits(max_in_flight), None).unwrap());
+        for (case, file, id, body) in &plugins {
+            let plugin = rt.block_on(load(&runtime, file, id));
+            let msg = Inbound::from_params(whatsapp_form(body));
+            group.bench_function(format!("{case}, {pool}"), |b| {
+                b.to_async(&rt).iter(|| async {
+                    let deadline = Instant::now() + Duration::from_secs(5);
+                    plugin.handle(&msg, deadline).await.unwrap()
+                })
+            });
+        }
     }
     group.finish();
 }

@@ -56,8 +56,9 @@ pub(super) struct KeepResident {
 impl KeepResident {
     /// At most a quarter of `budget` for the `instances` slots, and never
     /// so much that one instance of `instance_memory` no longer fits in
-    /// what is left; whole pages only: a page for each table, the rest (up
-    /// to 64 KiB) for memory.
+    /// what is left; whole pages only: up to half of a slot's part for its
+    /// tables (at most [`TABLE_KEEP_MAX`] each), the rest for memory (at
+    /// most [`MEMORY_KEEP_MAX`]).
     fn new(budget: usize, instance_memory: usize, instances: u32, pagemap: bool) -> Self {
         let page = rustix::param::page_size();
         let pages = |bytes: usize| bytes / page * page;
@@ -65,9 +66,9 @@ impl KeepResident {
         let tables = PER_INSTANCE.tables as usize;
         let share = (budget / 4).min(budget.saturating_sub(instance_memory));
         let per_instance = share / slots;
-        let table = pages((per_instance / 2 / tables).min(16 << 10));
+        let table = pages((per_instance / 2 / tables).min(TABLE_KEEP_MAX));
         let memory = if pagemap {
-            pages((per_instance - table * tables).min(64 << 10))
+            pages((per_instance - table * tables).min(MEMORY_KEEP_MAX))
         } else {
             0
         };
@@ -78,6 +79,20 @@ impl KeepResident {
         }
     }
 }
+
+/// The most of each table a free slot keeps: a Rust plugin's tables take
+/// a page, CPython's and SpiderMonkey's tens of KiB.
+const TABLE_KEEP_MAX: usize = 16 << 10;
+
+/// The most linear memory a free slot keeps. A Rust plugin dirties a few
+/// pages per message; CPython and SpiderMonkey dirty megabytes, and every
+/// page past what is kept is faulted in and copied from the image again by
+/// the next instance: one call of the JavaScript `define` example took
+/// 935 µs keeping 64 KiB, 598 µs keeping 1 MiB and 537 µs keeping 8 MiB
+/// (criterion, `bench/benches/call.rs`). How much a slot really gets is the
+/// budget's quarter shared by every slot of the pool: 28 KiB with the
+/// defaults on a 24 GiB machine, megabytes with a smaller `max_in_flight`.
+const MEMORY_KEEP_MAX: usize = 8 << 20;
 
 /// What one plugin instance may take from the instance pool.
 struct PoolShare {
@@ -552,7 +567,7 @@ mod tests {
                 );
                 assert_eq!(keep.memory % page, 0);
                 assert_eq!(keep.table % page, 0);
-                assert!(keep.memory <= 64 << 10 && keep.table <= 16 << 10);
+                assert!(keep.memory <= MEMORY_KEEP_MAX && keep.table <= TABLE_KEEP_MAX);
                 if !pagemap {
                     assert_eq!(keep.memory, 0, "a blind memset of memory costs more");
                 }
@@ -568,6 +583,13 @@ mod tests {
             0
         );
         assert_eq!(KeepResident::new(64 << 20, 64 << 20, 10, true).reserved, 0);
+        // A smaller pool (`max_in_flight = 16`) lets each slot keep what a
+        // Python or JavaScript plugin dirties, up to the cap.
+        let keep = KeepResident::new(768 << 20, 64 << 20, 16 * 16 + 16, true);
+        assert!(keep.memory >= 512 << 10, "{keep:?}");
+        assert_eq!(keep.table, TABLE_KEEP_MAX);
+        let keep = KeepResident::new(8 << 30, 64 << 20, 10, true);
+        assert_eq!(keep.memory, MEMORY_KEEP_MAX);
     }
 
     #[test]
