@@ -12,6 +12,7 @@ pub mod admin;
 pub mod chat;
 pub mod check;
 pub mod config;
+pub mod deliver;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
