@@ -89,7 +89,9 @@ const TABLE_KEEP_MAX: usize = 16 << 10;
 /// page past what is kept is faulted in and copied from the image again by
 /// the next instance: one call of the JavaScript `define` example took
 /// 935 µs keeping 64 KiB, 598 µs keeping 1 MiB and 537 µs keeping 8 MiB
-/// (criterion, `bench/benches/call.rs`). How much a slot really gets is the
+/// (`bench/benches/call.rs` with the kept size forced; as the bench runs,
+/// 1.05 ms in the default pool, 0.64 ms with `max_in_flight` 16). How much
+/// a slot really gets is the
 /// budget's quarter shared by every slot of the pool: 28 KiB with the
 /// defaults on a 24 GiB machine, megabytes with a smaller `max_in_flight`.
 const MEMORY_KEEP_MAX: usize = 8 << 20;
