@@ -7,6 +7,40 @@ use wasmbot::config::Config;
 
 pub use crate::{CAT, FETCHER, GREEDY, HOARDER, HOSTILE, IMPOSTOR, JOKE, QUOTE, SPIN, TRAP, V2};
 
+/// A throwaway repo-like folder: the contract in `wit/` (the one built
+/// into wasmbot, checked equal to the repo's by scaffold's tests) and an
+/// empty `plugins/`.
+pub fn workspace() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    wasmbot::scaffold::write_wit(&dir.path().join("wit")).unwrap();
+    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
+    dir
+}
+
+/// Builds the example `plugins/<example>` of the repo as `wasmbot build`
+/// does, from a copy of its `files` in the workspace `ws` (the build puts
+/// `NAME.wasm` beside the source, never in the repo's plugins folder),
+/// compiling Rust in the repo's `target/wasm-guests`; the component's
+/// path, or why it could not be built (e.g. no python3).
+pub fn build_example(
+    ws: &std::path::Path,
+    example: &str,
+    files: &[&str],
+) -> Result<std::path::PathBuf, String> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let source = ws.join("plugins").join(example);
+    std::fs::create_dir_all(&source).map_err(|e| e.to_string())?;
+    for file in files {
+        std::fs::copy(
+            repo.join("plugins").join(example).join(file),
+            source.join(file),
+        )
+        .map_err(|e| format!("{file}: {e}"))?;
+    }
+    wasmbot::toolchain::build(&source, &ws.join("wit"), &repo.join("target/wasm-guests"))
+        .map_err(|e| format!("building {}: {e}", source.display()))
+}
+
 /// What the stub's `/joke` answers (to `Accept: text/plain`).
 pub const STUB_JOKE: &str = "I only know 25 letters of the alphabet. I don't know y.";
 

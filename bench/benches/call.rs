@@ -37,26 +37,13 @@ async fn load(runtime: &Arc<Runtime>, file: &Path, id: &str) -> Plugin {
 }
 
 /// The example `plugins/<name>` (its `files`) built as `wasmbot build`
-/// builds it, in a scratch folder (the build installs `NAME.wasm` beside
-/// its source, which must not land in the repo's plugins folder), or why
-/// it could not be.
+/// builds it, kept where the scratch workspace's removal leaves it, or why
+/// it could not be built.
 fn example(name: &str, files: &[&str]) -> Result<PathBuf, String> {
-    let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let source = scratch.path().join(name);
-    std::fs::create_dir_all(&source).map_err(|e| e.to_string())?;
-    for file in files {
-        std::fs::copy(
-            repo.join("plugins").join(name).join(file),
-            source.join(file),
-        )
-        .map_err(|e| format!("{file}: {e}"))?;
-    }
-    let built =
-        wasmbot::toolchain::build(&source, &repo.join("wit"), &repo.join("target/wasm-guests"))
-            .map_err(|e| e.to_string())?;
-    let kept = repo
-        .join("target/wasm-guests")
+    let ws = wasmbot_tests::fixture::workspace();
+    let built = wasmbot_tests::fixture::build_example(ws.path(), name, files)?;
+    let kept = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../target/wasm-guests")
         .join(format!("{name}-bench.wasm"));
     std::fs::copy(&built, &kept).map_err(|e| e.to_string())?;
     Ok(kept)

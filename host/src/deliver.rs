@@ -251,7 +251,11 @@ impl Twilio {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let answer = read_capped(response).await;
+        // At most MAX_ANSWER bytes of it; `None` past that or on error.
+        let answer = crate::outbound::read_within(response, MAX_ANSWER)
+            .await
+            .ok()
+            .flatten();
         let json: Option<serde_json::Value> = answer.and_then(|b| serde_json::from_slice(&b).ok());
         let field = |name: &str| json.as_ref().and_then(|j| j.get(name));
         let message = field("message")
@@ -382,18 +386,6 @@ fn form(envelope: &Envelope) -> Result<Vec<(&'static str, String)>, SendError> {
 
 fn is_sid(s: &str, prefix: &str) -> bool {
     s.len() == 34 && s.starts_with(prefix) && s[2..].bytes().all(|b| b.is_ascii_hexdigit())
-}
-
-/// At most [`MAX_ANSWER`] bytes of the answer; `None` past it or on error.
-async fn read_capped(mut response: reqwest::Response) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    while let Some(chunk) = response.chunk().await.ok()? {
-        if body.len() + chunk.len() > MAX_ANSWER {
-            return None;
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Some(body)
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {

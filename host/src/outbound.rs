@@ -275,7 +275,7 @@ impl Outbound {
         }
     }
 
-    async fn read(&self, mut response: reqwest::Response) -> Result<HttpResponse, HttpError> {
+    async fn read(&self, response: reqwest::Response) -> Result<HttpResponse, HttpError> {
         if response
             .content_length()
             .is_some_and(|len| len > self.limits.max_body as u64)
@@ -293,19 +293,32 @@ impl Outbound {
                 )
             })
             .collect();
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(transport)? {
-            if body.len() + chunk.len() > self.limits.max_body {
-                return Err(HttpError::TooLarge);
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = read_within(response, self.limits.max_body)
+            .await
+            .map_err(transport)?
+            .ok_or(HttpError::TooLarge)?;
         Ok(HttpResponse {
             status,
             headers,
             body,
         })
     }
+}
+
+/// A response's body if it is at most `max` bytes (`None` past that,
+/// without reading further).
+pub(crate) async fn read_within(
+    mut response: reqwest::Response,
+    max: usize,
+) -> Result<Option<Vec<u8>>, reqwest::Error> {
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > max {
+            return Ok(None);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Some(body))
 }
 
 /// Request headers a plugin may not set: they steer the connection or the

@@ -14,15 +14,6 @@ fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// A throwaway repo-like folder: the repo's `wit/` (built into wasmbot,
-/// checked equal by scaffold's tests) and an empty `plugins/`.
-pub(crate) fn workspace() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    scaffold::write_wit(&dir.path().join("wit")).unwrap();
-    std::fs::create_dir_all(dir.path().join("plugins")).unwrap();
-    dir
-}
-
 fn build(source: &Path, wit: &Path) -> String {
     let target = repo().join("target/wasm-guests");
     match toolchain::build(source, wit, &target) {
@@ -55,16 +46,10 @@ fn native_tests_in(folder: &Path, program: &str, args: &[&str]) -> String {
 
 /// Builds the example `plugins/<example>` from a copy of `files` in `ws`.
 pub(crate) fn build_example(ws: &tempfile::TempDir, example: &str, files: &[&str]) -> String {
-    let source = ws.path().join("plugins").join(example);
-    std::fs::create_dir_all(&source).unwrap();
-    for file in files {
-        std::fs::copy(
-            repo().join("plugins").join(example).join(file),
-            source.join(file),
-        )
-        .unwrap();
+    match wasmbot_tests::fixture::build_example(ws.path(), example, files) {
+        Ok(out) => out.to_str().unwrap().to_owned(),
+        Err(e) => panic!("{e}"),
     }
-    build(&source, &ws.path().join("wit"))
 }
 
 /// `wasmbot new` + `wasmbot build` in a fresh workspace (kept alive by the

@@ -318,7 +318,7 @@ fn todo_example() -> &'static str {
     static BUILT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     BUILT.get_or_init(|| {
         crate::authoring::native_tests("todo", "python3", &["-m", "unittest", "-q"]);
-        let ws = crate::authoring::workspace();
+        let ws = workspace();
         let built = crate::authoring::build_example(&ws, "todo", &["app.py", "todo.py"]);
         let kept = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../target/wasm-guests/todo-example.wasm");
