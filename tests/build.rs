@@ -77,6 +77,13 @@ const GUESTS: &[(&str, Guest<'static>)] = &[
         },
     ),
     (
+        "ASK",
+        Guest {
+            package: "wasmbot-plugin-ask",
+            dir: "plugins/ask",
+        },
+    ),
+    (
         "FETCHER",
         Guest {
             package: "wasmbot-fixture-fetcher",

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use wasmbot::config::Config;
 
-pub use crate::{CAT, FETCHER, GREEDY, HOARDER, HOSTILE, IMPOSTOR, JOKE, QUOTE, SPIN, TRAP, V2};
+pub use crate::{
+    ASK, CAT, FETCHER, GREEDY, HOARDER, HOSTILE, IMPOSTOR, JOKE, QUOTE, SPIN, TRAP, V2,
+};
 
 /// A throwaway repo-like folder: the contract in `wit/` (the one built
 /// into wasmbot, checked equal to the repo's by scaffold's tests) and an

@@ -19,6 +19,9 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG_FILE: &str = "wasmbot.toml";
 
 /// The seed's answer when no behaviour matched.
+/// Twilio's REST API.
+pub const DEFAULT_TWILIO_API_URL: &str = "https://api.twilio.com";
+
 pub const DEFAULT_APOLOGY: &str = "Apologies, I do not understand what you really asked.";
 
 /// Flags of `wasmbot serve` (also accepted without the subcommand).
@@ -69,6 +72,13 @@ pub struct FileConfig {
     pub plugins_dir: Option<PathBuf>,
     pub public_url: Option<String>,
     pub twilio_auth_token: Option<String>,
+    pub twilio_account_sid: Option<String>,
+    pub twilio_api_key: Option<String>,
+    pub twilio_api_secret: Option<String>,
+    pub twilio_api_url: Option<String>,
+    pub later_timeout_ms: Option<u64>,
+    pub later_max_calls: Option<usize>,
+    pub later_max_calls_per_plugin: Option<usize>,
     pub apology: Option<String>,
     pub plugin_timeout_ms: Option<u64>,
     pub http_timeout_ms: Option<u64>,
@@ -128,6 +138,16 @@ pub struct Config {
     /// Twilio Auth Token (`TWILIO_AUTH_TOKEN`). Set: every `POST /bot` must
     /// be signed. Unset: unsigned requests are accepted (with a warning).
     pub auth_token: Option<Secret>,
+    /// The credentials replies later are sent with through Twilio's
+    /// Messages API (`TWILIO_ACCOUNT_SID` and `TWILIO_API_KEY` +
+    /// `TWILIO_API_SECRET`, or the Auth Token). Unset: plugins cannot
+    /// defer their replies.
+    pub twilio_api: Option<crate::deliver::Credentials>,
+    /// The Messages API's base URL (`TWILIO_API_URL`). Default
+    /// `https://api.twilio.com`; plain `http` only on loopback.
+    pub twilio_api_url: String,
+    /// Replies later: their time limit and caps.
+    pub later: crate::later::Settings,
     /// Sent when no plugin answered.
     pub apology: String,
     /// Time each plugin gets per message. Default 5 s: with the 3 s HTTP
@@ -217,6 +237,9 @@ impl Default for Config {
             config_file: None,
             public_url: None,
             auth_token: None,
+            twilio_api: None,
+            twilio_api_url: DEFAULT_TWILIO_API_URL.to_owned(),
+            later: crate::later::Settings::default(),
             apology: DEFAULT_APOLOGY.to_owned(),
             plugin_timeout: Duration::from_secs(5),
             http_timeout: Duration::from_secs(3),
@@ -336,6 +359,40 @@ impl Config {
                 })
                 .transpose()
         };
+        let auth_token = env
+            .get("TWILIO_AUTH_TOKEN")
+            .cloned()
+            .or(file.twilio_auth_token)
+            .filter(|t| !t.is_empty())
+            .map(Secret);
+        let given = |var: &str, key: Option<String>| {
+            env.get(var)
+                .cloned()
+                .or(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let twilio_api = twilio_api(
+            given("TWILIO_ACCOUNT_SID", file.twilio_account_sid),
+            given("TWILIO_API_KEY", file.twilio_api_key),
+            given("TWILIO_API_SECRET", file.twilio_api_secret).map(Secret),
+            auth_token.clone(),
+        )?;
+        let twilio_api_url = given("TWILIO_API_URL", file.twilio_api_url)
+            .unwrap_or_else(|| DEFAULT_TWILIO_API_URL.to_owned());
+        if let Some(credentials) = &twilio_api {
+            // Checks the URL and the SIDs now, not at the first reply.
+            crate::deliver::Twilio::new(&twilio_api_url, credentials.clone())
+                .map_err(|e| ConfigError::Invalid(format!("Twilio Messages API: {e}")))?;
+        }
+        let later = crate::later::Settings {
+            timeout: file.later_timeout_ms.map_or(d.later.timeout, ms),
+            max_calls: file.later_max_calls.unwrap_or(d.later.max_calls),
+            max_calls_per_plugin: file
+                .later_max_calls_per_plugin
+                .unwrap_or(d.later.max_calls_per_plugin),
+            ..d.later.clone()
+        };
         let config = Config {
             addr: args.addr.or(file.addr).unwrap_or(d.addr),
             plugins_dir: args
@@ -345,12 +402,10 @@ impl Config {
                 .unwrap_or(d.plugins_dir),
             config_file,
             public_url: public_url.map(|u| u.trim_end_matches('/').to_owned()),
-            auth_token: env
-                .get("TWILIO_AUTH_TOKEN")
-                .cloned()
-                .or(file.twilio_auth_token)
-                .filter(|t| !t.is_empty())
-                .map(Secret),
+            auth_token,
+            twilio_api,
+            twilio_api_url,
+            later,
             apology: env
                 .get("WASMBOT_APOLOGY")
                 .cloned()
@@ -466,6 +521,7 @@ impl Config {
             || config.http_timeout.is_zero()
             || config.header_timeout.is_zero()
             || config.state_limits.timeout.is_zero()
+            || config.later.timeout.is_zero()
         {
             return Err(ConfigError::Invalid(
                 "time limits must be above zero".into(),
@@ -503,14 +559,63 @@ impl Config {
     }
 
     /// Component instances the pool reserves: every plugin in every
-    /// message in flight, plus room to load (describe) the plugins.
+    /// message in flight, the calls that reply later (when they can), plus
+    /// room to load (describe) the plugins.
     pub fn pool_instances(&self) -> u32 {
+        let later = if self.twilio_api.is_some() {
+            self.later.max_calls
+        } else {
+            0
+        };
         let n = self
             .max_in_flight
             .saturating_mul(self.max_plugins)
+            .saturating_add(later)
             .saturating_add(self.max_plugins);
         u32::try_from(n).unwrap_or(u32::MAX).min(100_000)
     }
+}
+
+/// The Messages API credentials from what the operator gave: an API key
+/// needs its secret and the account; the account alone uses the Auth
+/// Token; nothing at all is no credentials (replies later off).
+fn twilio_api(
+    account_sid: Option<String>,
+    api_key: Option<String>,
+    api_secret: Option<Secret>,
+    auth_token: Option<Secret>,
+) -> Result<Option<crate::deliver::Credentials>, ConfigError> {
+    let invalid = |why: &str| Err(ConfigError::Invalid(why.to_owned()));
+    let secret = match (&account_sid, &api_key, api_secret) {
+        (None, None, None) => return Ok(None),
+        (None, _, _) => {
+            return invalid(
+                "TWILIO_API_KEY/TWILIO_API_SECRET are set without TWILIO_ACCOUNT_SID, the \
+                 account replies are sent from",
+            );
+        }
+        (Some(_), Some(_), Some(secret)) => secret,
+        (Some(_), Some(_), None) => {
+            return invalid("TWILIO_API_KEY is set without TWILIO_API_SECRET");
+        }
+        (Some(_), None, Some(_)) => {
+            return invalid("TWILIO_API_SECRET is set without TWILIO_API_KEY");
+        }
+        (Some(_), None, None) => match auth_token {
+            Some(token) => token,
+            None => {
+                return invalid(
+                    "TWILIO_ACCOUNT_SID is set, but neither an API key (TWILIO_API_KEY and \
+                     TWILIO_API_SECRET) nor TWILIO_AUTH_TOKEN to send replies with",
+                );
+            }
+        },
+    };
+    Ok(account_sid.map(|account_sid| crate::deliver::Credentials {
+        account_sid,
+        api_key,
+        secret,
+    }))
 }
 
 /// SharedKeys from the file's table and `TWILIO_SHARED_KEYS="KSid=secret,…"`
@@ -638,6 +743,69 @@ mod tests {
         let off = Config::resolve(&off, env(&[("HOME", "/home/ada")])).unwrap();
         assert_eq!(off.cache_dir, None);
         assert!(!off.watch);
+    }
+
+    #[test]
+    fn replies_later_need_a_whole_credential() {
+        let sid = "AC0123456789abcdef0123456789abcdef";
+        let key = "SK0123456789abcdef0123456789abcdef";
+        let resolve = |pairs: &[(&str, &str)]| Config::resolve(&ServeArgs::default(), env(pairs));
+        let none = resolve(&[("TWILIO_AUTH_TOKEN", "t")]).unwrap();
+        assert!(
+            none.twilio_api.is_none(),
+            "the Auth Token alone signs webhooks only"
+        );
+        assert_eq!(none.pool_instances(), 256 * 16 + 16);
+        let token = resolve(&[("TWILIO_ACCOUNT_SID", sid), ("TWILIO_AUTH_TOKEN", "t")]).unwrap();
+        let credentials = token.twilio_api.as_ref().unwrap();
+        assert_eq!(
+            (
+                credentials.api_key.as_deref(),
+                credentials.secret.0.as_str()
+            ),
+            (None, "t")
+        );
+        assert_eq!(token.twilio_api_url, DEFAULT_TWILIO_API_URL);
+        assert_eq!(
+            token.pool_instances(),
+            256 * 16 + 64 + 16,
+            "room for deferred calls"
+        );
+        let api_key = resolve(&[
+            ("TWILIO_ACCOUNT_SID", sid),
+            ("TWILIO_API_KEY", key),
+            ("TWILIO_API_SECRET", "s"),
+            ("TWILIO_AUTH_TOKEN", "t"),
+        ])
+        .unwrap();
+        let credentials = api_key.twilio_api.unwrap();
+        assert_eq!(
+            (
+                credentials.api_key.as_deref(),
+                credentials.secret.0.as_str()
+            ),
+            (Some(key), "s")
+        );
+        for bad in [
+            &[("TWILIO_ACCOUNT_SID", sid)][..],
+            &[("TWILIO_API_KEY", key), ("TWILIO_API_SECRET", "s")],
+            &[("TWILIO_ACCOUNT_SID", sid), ("TWILIO_API_KEY", key)],
+            &[("TWILIO_ACCOUNT_SID", sid), ("TWILIO_API_SECRET", "s")],
+            &[
+                ("TWILIO_ACCOUNT_SID", "AC-not-a-sid"),
+                ("TWILIO_AUTH_TOKEN", "t"),
+            ],
+            &[
+                ("TWILIO_ACCOUNT_SID", sid),
+                ("TWILIO_AUTH_TOKEN", "t"),
+                ("TWILIO_API_URL", "http://api.example.com"),
+            ],
+        ] {
+            assert!(
+                matches!(resolve(bad), Err(ConfigError::Invalid(_))),
+                "{bad:?}"
+            );
+        }
     }
 
     /// The container files set only variables wasmbot reads.

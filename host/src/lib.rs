@@ -16,6 +16,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod edge;
 pub mod error;
+pub mod later;
 pub mod logsink;
 pub mod merge;
 pub mod message;
@@ -107,6 +108,14 @@ impl Server {
             config.apology.clone(),
         );
         dispatcher.disable_after = config.disable_after_failures;
+        if let Some(credentials) = &config.twilio_api {
+            let twilio = deliver::Twilio::new(&config.twilio_api_url, credentials.clone())
+                .map_err(|e| anyhow::anyhow!("Twilio Messages API: {e}"))?;
+            dispatcher.later = Some(Arc::new(later::Later::new(
+                Ok(twilio),
+                config.later.clone(),
+            )));
+        }
         let auth = config.webhook_auth().then(|| webhook::Auth {
             token: config.auth_token.clone(),
             shared_keys: config.shared_keys.clone(),

@@ -82,10 +82,11 @@ impl Channel {
 }
 
 /// Merges `replies` (already in plugin order) into the messages to send
-/// to a sender on `channel`.
+/// to a sender on `channel`; with nothing to send, the `apology`, or no
+/// message at all without one.
 pub fn merge<'a>(
     replies: impl IntoIterator<Item = (&'a str, &'a Reply)>,
-    apology: &str,
+    apology: Option<&str>,
     limits: &Limits,
     channel: Channel,
 ) -> Vec<Outgoing> {
@@ -150,7 +151,10 @@ pub fn merge<'a>(
         }
     }
     if texts.is_empty() && media.is_empty() {
-        texts.push(apology);
+        match apology {
+            Some(apology) => texts.push(apology),
+            None => return Vec::new(),
+        }
     }
 
     let body = texts.join("\n\n");
@@ -273,7 +277,7 @@ mod tests {
                 replies.into_iter().enumerate().map(|(i, r)| (format!("p{i}"), r)).collect();
             let limits = Limits::default();
             let channel = if whatsapp { Channel::WhatsApp } else { Channel::Sms };
-            let out = merge(named.iter().map(|(n, r)| (n.as_str(), r)), SORRY, &limits, channel);
+            let out = merge(named.iter().map(|(n, r)| (n.as_str(), r)), Some(SORRY), &limits, channel);
             prop_assert!(!out.is_empty() && out.len() <= limits.max_messages);
             let per_message = if whatsapp { 1 } else { 10 };
             for m in &out {
@@ -327,7 +331,7 @@ mod tests {
     fn on(channel: Channel, replies: &[(&str, Reply)]) -> Vec<Outgoing> {
         merge(
             replies.iter().map(|(n, r)| (*n, r)),
-            SORRY,
+            Some(SORRY),
             &Limits::default(),
             channel,
         )
@@ -405,6 +409,26 @@ mod tests {
         for (replies, expected) in cases {
             assert_eq!(run(&replies), expected, "{replies:?}");
         }
+    }
+
+    #[test]
+    fn without_an_apology_nothing_to_send_is_no_message() {
+        let nothing = [("a", text("  ")), ("b", media(&["ftp://x/y.png"]))];
+        let out = merge(
+            nothing.iter().map(|(n, r)| (*n, r)),
+            None,
+            &Limits::default(),
+            Channel::WhatsApp,
+        );
+        assert_eq!(out, vec![]);
+        let some = [("a", text("hi"))];
+        let out = merge(
+            some.iter().map(|(n, r)| (*n, r)),
+            None,
+            &Limits::default(),
+            Channel::WhatsApp,
+        );
+        assert_eq!(out, vec![msg(Some("hi"), None)]);
     }
 
     #[test]

@@ -77,6 +77,7 @@ pub struct Metrics {
     calls: Family<PluginCall, Counter>,
     failures: Family<PluginFailure, Counter>,
     call_seconds: Family<PluginLabel, Histogram, fn() -> Histogram>,
+    later: Family<PluginCall, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -120,6 +121,13 @@ impl Metrics {
             "Time of one plugin call: instantiate, handle, drop",
             call_seconds.clone(),
         );
+        let later = Family::<PluginCall, Counter>::default();
+        registry.register(
+            "replies_later",
+            "Replies deferred by plugins, by what became of them (deferred; then sent, \
+             not_sent, silent or dropped)",
+            later.clone(),
+        );
         registry.register_collector(Box::new(Live { plugins }));
         Metrics {
             registry,
@@ -128,6 +136,7 @@ impl Metrics {
             calls,
             failures,
             call_seconds,
+            later,
         }
     }
 
@@ -169,6 +178,19 @@ impl Metrics {
                 plugin: plugin.to_owned(),
             })
             .observe(took.as_secs_f64());
+    }
+
+    /// A reply later of `plugin`: `deferred` when it defers, then one of
+    /// `sent` (every message), `not_sent` (Twilio did not take one),
+    /// `silent` (nothing to send) or `dropped` (the message was refused,
+    /// so Twilio retries it).
+    pub fn later(&self, plugin: &str, outcome: &'static str) {
+        self.later
+            .get_or_create(&PluginCall {
+                plugin: plugin.to_owned(),
+                outcome,
+            })
+            .inc();
     }
 
     /// The Prometheus text exposition of everything.

@@ -202,17 +202,26 @@ impl Outbound {
         self.send_within(req, true, self.limits.timeout).await
     }
 
+    /// [`Outbound::send`] within `limit` instead of the operator's time
+    /// limit (a call that replies later may wait longer).
+    pub async fn send_for(
+        &self,
+        req: HttpRequest,
+        limit: Duration,
+    ) -> Result<HttpResponse, HttpError> {
+        self.send_within(req, true, limit).await
+    }
+
     /// Performs `req` if its URL is allowed, and hands back a redirect as
     /// it came (the caller's next request is checked in turn), within
-    /// `within` or the operator's time limit, whichever is shorter:
-    /// `wasi:http`, whose clients follow redirects themselves.
+    /// `within` (which the caller bounds): `wasi:http`, whose clients
+    /// follow redirects themselves.
     pub async fn send_once(
         &self,
         req: HttpRequest,
         within: Duration,
     ) -> Result<HttpResponse, HttpError> {
-        self.send_within(req, false, within.min(self.limits.timeout))
-            .await
+        self.send_within(req, false, within).await
     }
 
     async fn send_within(

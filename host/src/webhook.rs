@@ -364,7 +364,7 @@ async fn bot(
             return Err(WebhookError::AtCapacity(full.0));
         }
     };
-    let how = if answer.answered.is_empty() {
+    let how = if answer.answered.is_empty() && answer.deferred.is_empty() {
         Message::Apology
     } else {
         Message::Answered
@@ -377,6 +377,7 @@ async fn bot(
     tracing::info!(
         sid,
         answered = ?answer.answered,
+        deferred = ?answer.deferred,
         failed = ?answer.failed.iter().map(|(id, _)| id).collect::<Vec<_>>(),
         messages = answer.messages.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,

@@ -4,6 +4,7 @@
 
 mod authoring;
 mod faults;
+mod later;
 mod reload;
 mod signatures;
 mod state;

@@ -242,6 +242,10 @@ impl Runtime {
                 &mut linker,
                 |s| s,
             ))?;
+            link(wit::later::add_to_linker::<_, HasSelf<_>>(
+                &mut linker,
+                |s| s,
+            ))?;
         }
         link(v0_1::Behaviour::add_to_linker::<_, HasSelf<_>>(
             &mut linker,
@@ -335,18 +339,28 @@ impl Runtime {
 
         // describe() runs with nothing granted: no settings, no network.
         let bare = Arc::new(PluginCtx::describing());
-        let deadline = Instant::now() + self.limits.describe_timeout;
+        let deadline = super::Deadline::at(Instant::now() + self.limits.describe_timeout);
         let (contract, info) = if version == compatible_range(WIT_VERSION) {
             let pre = v0_2::BehaviourPre::new(pre).map_err(link)?;
             let info = self
-                .call(bare, deadline, run!(pre, |h, store| h.call_describe(store)))
+                .call(
+                    bare,
+                    deadline.clone(),
+                    None,
+                    run!(pre, |h, store| h.call_describe(store)),
+                )
                 .await
                 .map_err(LoadError::Describe)?;
             (Contract::V0_2(pre), host::info_v0_2(info))
         } else {
             let pre = v0_1::BehaviourPre::new(pre).map_err(link)?;
             let info = self
-                .call(bare, deadline, run!(pre, |h, store| h.call_describe(store)))
+                .call(
+                    bare,
+                    deadline.clone(),
+                    None,
+                    run!(pre, |h, store| h.call_describe(store)),
+                )
                 .await
                 .map_err(LoadError::Describe)?;
             (Contract::V0_1(pre), host::info_v0_1(info))

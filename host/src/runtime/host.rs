@@ -14,7 +14,7 @@ use crate::trigger::Declared;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
@@ -77,6 +77,9 @@ pub(super) struct HostState {
     pub(super) state_ops: u32,
     /// Whether this call has logged the store being unavailable.
     pub(super) state_warned: bool,
+    /// How this call may defer its reply; `None`: it may not (describe, a
+    /// check, a host with replies later off).
+    pub(super) later: Option<crate::later::Defer>,
 }
 
 /// The outbound requests of one call. Both HTTP interfaces, the `http`
@@ -89,6 +92,9 @@ pub(super) struct Egress {
     /// wasi:http requests of this call in flight at once (the `http`
     /// import holds the guest until it is answered: one at a time).
     in_flight: Option<Arc<tokio::sync::Semaphore>>,
+    /// The call's deadline: once the call deferred its reply, a request
+    /// may take until then.
+    deadline: super::Deadline,
 }
 
 /// wasi:http requests one call may have in flight at once: its
@@ -96,11 +102,26 @@ pub(super) struct Egress {
 const IN_FLIGHT: usize = 2;
 
 impl Egress {
-    pub(super) fn new(ctx: Arc<PluginCtx>) -> Self {
+    pub(super) fn new(ctx: Arc<PluginCtx>, deadline: super::Deadline) -> Self {
         Egress {
             ctx,
             made: 0,
             in_flight: None,
+            deadline,
+        }
+    }
+
+    /// The time one exchange may take: the operator's HTTP limit, or, once
+    /// the call deferred its reply (a slow API is why), what is left of
+    /// the call's time.
+    pub(super) fn time_limit(&self, operator: Duration) -> Duration {
+        if self.deadline.is_extended() {
+            self.deadline
+                .get()
+                .saturating_duration_since(Instant::now())
+                .max(operator)
+        } else {
+            operator
         }
     }
 
@@ -109,6 +130,14 @@ impl Egress {
         self.in_flight
             .get_or_insert_with(|| Arc::new(tokio::sync::Semaphore::new(IN_FLIGHT)))
             .clone()
+    }
+
+    /// The operator's limit on one exchange.
+    pub(super) fn operator_limit(&self) -> Duration {
+        self.ctx
+            .outbound
+            .as_ref()
+            .map_or(Duration::ZERO, |o| o.limits().timeout)
     }
 
     /// The plugin's client for one more request, or why there is none.
@@ -175,8 +204,9 @@ impl HostState {
     /// One outbound request within the plugin's grant and limits.
     async fn send(&mut self, request: outbound::HttpRequest) -> Result<HttpResponse, HttpError> {
         let started = Instant::now();
+        let limit = self.egress.time_limit(self.egress.operator_limit());
         let result = match self.egress.admit() {
-            Ok(outbound) => outbound.send(request).await,
+            Ok(outbound) => outbound.send_for(request, limit).await,
             Err(e) => Err(e),
         };
         let outcome = result.as_ref().map(|r| r.status);
@@ -286,6 +316,38 @@ mod state_v0_2 {
             let extra = u32::try_from((page.len() / 100).saturating_sub(1)).unwrap_or(u32::MAX);
             self.state_ops = self.state_ops.saturating_add(extra);
             Ok(page)
+        }
+    }
+}
+
+/// `later`: replies sent after the webhook's time limit. Only the 0.2
+/// contract has it.
+mod later_v0_2 {
+    use super::super::bindings::v0_2::wasmbot::plugin::later as wit;
+    use super::HostState;
+    use crate::later::DeferError;
+
+    impl wit::Host for HostState {
+        async fn defer(&mut self, interim: Option<String>) -> Result<(), wit::Error> {
+            let plugin = self.ctx.id();
+            let Some(defer) = &mut self.later else {
+                return Err(wit::Error::Unavailable(
+                    "replies later are possible only while handling a message, on a host \
+                     configured to send them"
+                        .into(),
+                ));
+            };
+            match defer.defer(interim) {
+                Ok(()) => {
+                    tracing::debug!(plugin, "reply deferred");
+                    Ok(())
+                }
+                Err(DeferError::Busy) => {
+                    tracing::warn!(plugin, "reply not deferred: as many as allowed are");
+                    Err(wit::Error::Busy)
+                }
+                Err(DeferError::Unavailable(why)) => Err(wit::Error::Unavailable(why)),
+            }
         }
     }
 }

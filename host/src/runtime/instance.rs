@@ -4,7 +4,8 @@
 
 use super::bindings::{v0_1, v0_2};
 use super::host::{self, Egress, HostState, PluginCtx, StderrTail};
-use super::{PluginError, PluginInfo, Runtime, error_chain};
+use super::{Deadline, PluginError, PluginInfo, Runtime, error_chain};
+use crate::later::Defer;
 use crate::message::{Inbound, Reply};
 use crate::policy::Grant;
 use crate::trigger::{Seen, Triggers};
@@ -115,19 +116,42 @@ impl Plugin {
         msg: &Inbound,
         deadline: Instant,
     ) -> Result<Option<Reply>, PluginError> {
+        self.handle_deferrable(msg, Deadline::at(deadline), None)
+            .await
+    }
+
+    /// [`Plugin::handle`], where the plugin may defer its reply through
+    /// `defer` (without, its `later.defer` is `unavailable`); deferring
+    /// moves `deadline`.
+    pub async fn handle_deferrable(
+        &self,
+        msg: &Inbound,
+        deadline: Deadline,
+        defer: Option<Defer>,
+    ) -> Result<Option<Reply>, PluginError> {
         let (runtime, ctx) = (&self.runtime, self.ctx.clone());
         let answer = match &self.contract {
             Contract::V0_2(pre) => {
                 let msg = host::v0_2::message(msg);
                 runtime
-                    .call(ctx, deadline, run!(pre, |h, s| h.call_handle(s, &msg)))
+                    .call(
+                        ctx,
+                        deadline,
+                        defer,
+                        run!(pre, |h, s| h.call_handle(s, &msg)),
+                    )
                     .await?
                     .map(|reply| reply.map(host::v0_2::reply))
             }
             Contract::V0_1(pre) => {
                 let msg = host::v0_1::message(msg);
                 runtime
-                    .call(ctx, deadline, run!(pre, |h, s| h.call_handle(s, &msg)))
+                    .call(
+                        ctx,
+                        deadline,
+                        defer,
+                        run!(pre, |h, s| h.call_handle(s, &msg)),
+                    )
                     .await?
                     .map(|reply| reply.map(host::v0_1::reply))
             }
@@ -137,11 +161,13 @@ impl Plugin {
 }
 
 impl Runtime {
-    /// Runs `run` (see [`run!`]) in a fresh store with `deadline`.
+    /// Runs `run` (see [`run!`]) in a fresh store with `deadline`, and
+    /// `defer` for its `later` import.
     pub(super) async fn call<R>(
         &self,
         ctx: Arc<PluginCtx>,
-        deadline: Instant,
+        deadline: Deadline,
+        defer: Option<Defer>,
         run: impl for<'a> FnOnce(&'a mut Store<HostState>) -> Run<'a, R> + Send,
     ) -> Result<R, PluginError> {
         let stderr = StderrTail::default();
@@ -167,34 +193,51 @@ impl Runtime {
             table,
             limiter: Limiter::new(self.budget.clone(), ctx.memory_key(), self.limits.memory),
             http: super::wasi_http::context(),
-            egress: Egress::new(ctx.clone()),
+            egress: Egress::new(ctx.clone(), deadline.clone()),
             state_ops: 0,
             state_warned: false,
+            later: defer,
             ctx,
         };
         let mut store = Store::new(&self.engine, state);
         store.limiter(|s| &mut s.limiter);
         store.set_hostcall_fuel(self.limits.hostcall_fuel);
         store.set_epoch_deadline(1);
+        let cut = deadline.clone();
         store.epoch_deadline_callback(move |_| {
             // Yield to tokio every tick, so a busy plugin never holds a
-            // worker thread; trap once the deadline has passed.
-            Ok(if Instant::now() >= deadline {
+            // worker thread; trap once the deadline has passed (it moves
+            // when the plugin defers its reply).
+            Ok(if Instant::now() >= cut.get() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
             })
         });
 
-        let budget = deadline.saturating_duration_since(Instant::now());
+        let started = Instant::now();
         // The epoch trap cuts guest code; this also bounds time spent
         // waiting in host calls.
-        let outcome = tokio::time::timeout_at(deadline.into(), run(&mut store)).await;
+        let outcome = {
+            let mut running = run(&mut store);
+            loop {
+                let at = deadline.get();
+                tokio::select! {
+                    done = &mut running => break Some(done),
+                    () = tokio::time::sleep_until(at.into()) => {
+                        if Instant::now() >= deadline.get() {
+                            break None;
+                        }
+                    }
+                }
+            }
+        };
+        let budget = deadline.get().saturating_duration_since(started);
         let refused = store.data().limiter.refused;
         match outcome {
-            Ok(Ok(value)) => Ok(value),
-            Err(_elapsed) => Err(PluginError::Timeout(budget)),
-            Ok(Err((instantiating, e))) => Err(classify(
+            Some(Ok(value)) => Ok(value),
+            None => Err(PluginError::Timeout(budget)),
+            Some(Err((instantiating, e))) => Err(classify(
                 &e,
                 instantiating,
                 refused,

@@ -38,7 +38,9 @@ pub use engine::{Compiled, Resources, Runtime};
 pub use instance::{MemoryStats, Plugin};
 
 use crate::outbound;
-use std::time::Duration;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 mod bindings {
     /// The contract in `wit/`.
@@ -72,6 +74,44 @@ mod bindings {
 
 /// How often the epoch advances; the granularity of deadlines.
 const TICK: Duration = Duration::from_millis(10);
+
+/// When a call is cut: fixed, except that a call that defers its reply
+/// ([`crate::later`]) moves it later, while it runs. Clones share it.
+#[derive(Debug, Clone)]
+pub struct Deadline(Arc<DeadlineInner>);
+
+#[derive(Debug)]
+struct DeadlineInner {
+    start: Instant,
+    /// The deadline, in nanoseconds after `start`.
+    after: AtomicU64,
+}
+
+impl Deadline {
+    pub fn at(deadline: Instant) -> Self {
+        Deadline(Arc::new(DeadlineInner {
+            start: deadline,
+            after: AtomicU64::new(0),
+        }))
+    }
+
+    /// The deadline now.
+    pub fn get(&self) -> Instant {
+        self.0.start + Duration::from_nanos(self.0.after.load(Ordering::Acquire))
+    }
+
+    /// Whether it was moved (the call deferred its reply).
+    pub fn is_extended(&self) -> bool {
+        self.0.after.load(Ordering::Acquire) > 0
+    }
+
+    /// Moves the deadline to `later`; never earlier than it is.
+    pub fn extend_to(&self, later: Instant) {
+        let after = later.saturating_duration_since(self.0.start).as_nanos();
+        let after = u64::try_from(after).unwrap_or(u64::MAX);
+        self.0.after.fetch_max(after, Ordering::AcqRel);
+    }
+}
 
 /// Hits and misses of the compiled-code cache.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -193,6 +233,21 @@ mod tests {
         assert_ne!(compatible_range("0.3.0"), compatible_range(WIT_VERSION));
         assert_eq!(compatible_range("2.0.0"), "2.x");
         assert_eq!(compatible_range("2.3.1"), compatible_range("2.0.0"));
+    }
+
+    #[test]
+    fn a_deadline_only_moves_later_and_clones_share_it() {
+        let now = Instant::now();
+        let deadline = Deadline::at(now + Duration::from_secs(5));
+        let shared = deadline.clone();
+        shared.extend_to(now + Duration::from_secs(1));
+        assert_eq!(deadline.get(), now + Duration::from_secs(5));
+        assert!(!deadline.is_extended());
+        shared.extend_to(now + Duration::from_secs(120));
+        assert_eq!(deadline.get(), now + Duration::from_secs(120));
+        assert!(deadline.is_extended());
+        deadline.extend_to(now + Duration::from_secs(60));
+        assert_eq!(shared.get(), now + Duration::from_secs(120));
     }
 
     #[test]

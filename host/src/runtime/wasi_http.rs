@@ -78,12 +78,13 @@ impl WasiHttpHooks for Egress {
         let started = Instant::now();
         // Counted here, when the guest calls `handle` (the request is sent
         // from then on, whether or not the guest waits for the answer).
+        let operator = self.time_limit(self.operator_limit());
         let admitted = self.admit().cloned();
         let in_flight = self.in_flight();
         let ctx = self.ctx.clone();
         Box::new(async move {
             let result = match admitted {
-                Ok(outbound) => forward(&outbound, &in_flight, request, options).await,
+                Ok(outbound) => forward(&outbound, &in_flight, request, options, operator).await,
                 Err(e) => Err(Refused::Policy(e)),
             };
             let outcome = match &result {
@@ -118,6 +119,7 @@ async fn forward(
     in_flight: &tokio::sync::Semaphore,
     request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
+    operator: Duration,
 ) -> Result<HttpResponse, Refused> {
     let (parts, mut body) = request.into_parts();
     let method = match parts.method {
@@ -136,8 +138,9 @@ async fn forward(
     };
     let limits = outbound.limits();
     // One deadline for the whole exchange, waiting for a turn and reading
-    // the body included: the operator's limit, or the guest's if shorter.
-    let limit = limit(options, limits.timeout);
+    // the body included: the operator's limit (longer once the call
+    // deferred its reply), or the guest's if shorter.
+    let limit = limit(options, operator);
     let deadline = tokio::time::Instant::now() + limit;
     let timed_out = || Refused::Policy(HttpError::Timeout);
     let _turn = tokio::time::timeout_at(deadline, in_flight.acquire())

@@ -20,7 +20,8 @@
 //!
 //! The contract's types (`Message`, `Reply`, `PluginInfo`, `Trigger`, …)
 //! come from the WIT (`wasmbot:plugin@0.2.0`) and are re-exported here,
-//! with the host's imports ([`http`], [`log`](mod@log), [`state`]). Everything but the
+//! with the host's imports ([`http`], [`log`](mod@log), [`state`],
+//! [`later`]). Everything but the
 //! imports works natively too, so a plugin's `handle` can be unit-tested
 //! with `cargo test`: [`testing`] builds messages and sets the settings
 //! [`config`] returns there.
@@ -343,6 +344,51 @@ pub mod state {
     }
 }
 
+/// Replying later, after Twilio's 15-second webhook limit (see `interface
+/// later` in the contract): call [`later::defer`] in `handle` before the
+/// slow part; the webhook is answered at once with `interim`, and what
+/// `handle` returns is sent afterwards through Twilio's Messages API. If
+/// it fails (the operator set no Twilio credentials, or too many replies
+/// are being prepared), nothing changed: answer now. In native tests it
+/// succeeds and [`testing::deferred`] tells what was deferred.
+///
+/// ```ignore
+/// use wasmbot_plugin::later;
+/// if let Err(e) = later::defer(Some("Let me think…")) {
+///     log(Level::Info, &format!("answering now: {}", e.message()));
+/// }
+/// let answer = slow_api(&msg.body)?; // may take a minute now
+/// ```
+pub mod later {
+    pub use crate::bindings::wasmbot::plugin::later::Error;
+
+    /// Answer this message later, with `interim` as this plugin's part of
+    /// the webhook's reply (or nothing from it).
+    pub fn defer(interim: Option<&str>) -> Result<(), Error> {
+        #[cfg(target_arch = "wasm32")]
+        {
+            crate::bindings::wasmbot::plugin::later::defer(interim)
+        }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            crate::testing::DEFERRED.with(|d| {
+                d.borrow_mut().get_or_insert(interim.map(str::to_owned));
+            });
+            Ok(())
+        }
+    }
+
+    impl Error {
+        /// What went wrong, in a sentence.
+        pub fn message(&self) -> String {
+            match self {
+                Error::Unavailable(why) => format!("replies later are unavailable: {why}"),
+                Error::Busy => "as many replies later as allowed are being prepared".into(),
+            }
+        }
+    }
+}
+
 /// Helpers for native unit tests of a plugin (`cargo test`).
 pub mod testing {
     use super::{Media, Message};
@@ -351,6 +397,14 @@ pub mod testing {
 
     thread_local! {
         pub(crate) static CONFIG: RefCell<HashMap<String, String>> = RefCell::new(HashMap::new());
+        pub(crate) static DEFERRED: RefCell<Option<Option<String>>> = const { RefCell::new(None) };
+    }
+
+    /// Whether [`later::defer`](super::later::defer) was called on this
+    /// thread since the last call of this, and with which interim text
+    /// (the first call's, as the host keeps it). Resets it.
+    pub fn deferred() -> Option<Option<String>> {
+        DEFERRED.with(|d| d.borrow_mut().take())
     }
 
     /// Empties this thread's in-memory [`state`](super::state).
@@ -448,6 +502,15 @@ mod tests {
         assert_eq!(state::get("brief").unwrap(), None);
         testing::clear_state();
         assert!(state::keys("").unwrap().is_empty());
+    }
+
+    #[test]
+    fn deferring_is_recorded_natively() {
+        assert_eq!(testing::deferred(), None);
+        later::defer(Some("on it")).unwrap();
+        later::defer(None).unwrap();
+        assert_eq!(testing::deferred(), Some(Some("on it".into())));
+        assert_eq!(testing::deferred(), None);
     }
 
     #[test]

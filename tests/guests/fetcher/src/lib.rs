@@ -18,6 +18,7 @@
 //! | `bigresponse` | GET `/big` (2 MiB) |
 //! | `parallel` | starts 6 requests to `/inflight` at once, then waits for all |
 //! | `manyfields` | creates `wasi:http` header maps without end (host memory) |
+//! | `deferspin` | defers its reply (`later`), then loops for ever: only the later time limit ends it |
 #![cfg(target_arch = "wasm32")]
 
 use wasmbot_plugin::{Message, Plugin, PluginInfo, Reply, Trigger, http};
@@ -118,7 +119,16 @@ impl Plugin for Fetcher {
     fn handle(msg: Message) -> Result<Option<Reply>, String> {
         let base = wasmbot_plugin::config("base_url").unwrap_or_default();
         let body = msg.body;
-        let said = if body.contains("get") {
+        let said = if body.contains("deferspin") {
+            let deferred = wasmbot_plugin::later::defer(Some("spinning"));
+            if deferred.is_ok() {
+                let mut n: u64 = 0;
+                loop {
+                    n = std::hint::black_box(n.wrapping_add(1));
+                }
+            }
+            format!("{deferred:?}")
+        } else if body.contains("get") {
             get(&format!("{base}/random"))
         } else if body.contains("post") {
             send(
