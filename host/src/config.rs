@@ -19,6 +19,9 @@ use std::time::Duration;
 pub const DEFAULT_CONFIG_FILE: &str = "wasmbot.toml";
 
 /// The seed's answer when no behaviour matched.
+/// The longest `later_timeout_ms`.
+pub const MAX_LATER_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// Twilio's REST API.
 pub const DEFAULT_TWILIO_API_URL: &str = "https://api.twilio.com";
 
@@ -527,6 +530,25 @@ impl Config {
                 "time limits must be above zero".into(),
             ));
         }
+        if config.twilio_api.is_some() && !config.webhook_auth() {
+            // Unsigned webhooks would let anyone name a `From` and have the
+            // bot text that number, at the operator's cost.
+            return Err(ConfigError::Invalid(
+                "replies later (TWILIO_ACCOUNT_SID) need signed webhooks: set TWILIO_AUTH_TOKEN \
+                 (or TWILIO_SHARED_KEYS) too, or anyone could make the bot text any number"
+                    .into(),
+            ));
+        }
+        if config.twilio_api.is_some()
+            && !(config.plugin_timeout < config.later.timeout
+                && config.later.timeout <= MAX_LATER_TIMEOUT)
+        {
+            return Err(ConfigError::Invalid(format!(
+                "later_timeout_ms must be longer than plugin_timeout_ms ({} ms) and at most \
+                 an hour",
+                config.plugin_timeout.as_millis()
+            )));
+        }
         if config.max_in_flight == 0 || config.max_plugins == 0 || config.max_connections == Some(0)
         {
             return Err(ConfigError::Invalid(
@@ -775,7 +797,7 @@ mod tests {
             ("TWILIO_ACCOUNT_SID", sid),
             ("TWILIO_API_KEY", key),
             ("TWILIO_API_SECRET", "s"),
-            ("TWILIO_AUTH_TOKEN", "t"),
+            ("TWILIO_SHARED_KEYS", "KS1=shared"),
         ])
         .unwrap();
         let credentials = api_key.twilio_api.unwrap();
@@ -799,6 +821,13 @@ mod tests {
                 ("TWILIO_ACCOUNT_SID", sid),
                 ("TWILIO_AUTH_TOKEN", "t"),
                 ("TWILIO_API_URL", "http://api.example.com"),
+            ],
+            // The attack: unsigned webhooks naming any `From`, and the bot
+            // texting it.
+            &[
+                ("TWILIO_ACCOUNT_SID", sid),
+                ("TWILIO_API_KEY", key),
+                ("TWILIO_API_SECRET", "s"),
             ],
         ] {
             assert!(

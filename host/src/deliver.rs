@@ -297,9 +297,40 @@ impl Twilio {
     /// Logs the SID it got or why it gave up. Dropped while a request is
     /// out, the outcome of that request is unknown.
     pub async fn deliver(&self, envelope: &Envelope, backoff: &Backoff) -> Result<Sid, SendError> {
+        self.deliver_journaled(envelope, backoff, &mut ()).await
+    }
+
+    /// [`Twilio::deliver`], telling `journal` before each attempt (which
+    /// may stop it) and after each attempt that surely sent nothing, so
+    /// that whoever finds the journal after a crash knows whether the
+    /// message may have gone out.
+    pub async fn deliver_journaled(
+        &self,
+        envelope: &Envelope,
+        backoff: &Backoff,
+        journal: &mut impl Journal,
+    ) -> Result<Sid, SendError> {
         let mut attempt = 1;
         loop {
-            match self.send(envelope).await {
+            if !journal.sending().await {
+                tracing::warn!(
+                    in_reply_to = %envelope.in_reply_to,
+                    attempt,
+                    "message not sent: its journal refused the attempt"
+                );
+                return Err(SendError::Transient {
+                    why: "the attempt could not be journaled".into(),
+                    retry_after: None,
+                });
+            }
+            let sent = self.send(envelope).await;
+            if matches!(
+                sent,
+                Err(SendError::Transient { .. } | SendError::Invalid(_))
+            ) {
+                journal.not_sent().await;
+            }
+            match sent {
                 Ok(sid) => {
                     tracing::info!(
                         sid = %sid.0,
@@ -333,6 +364,25 @@ impl Twilio {
             }
         }
     }
+}
+
+/// Where a sender writes down what it is about to do: before an attempt,
+/// the message may be out; after one that failed transiently, it is
+/// surely not. [`crate::later`] keeps this in the state store, so that a
+/// message a crash interrupted is resent only if it surely was not sent.
+pub trait Journal: Send {
+    /// Before each attempt; `false` stops (nothing is sent).
+    fn sending(&mut self) -> impl Future<Output = bool> + Send;
+    /// After an attempt that surely sent nothing.
+    fn not_sent(&mut self) -> impl Future<Output = ()> + Send;
+}
+
+/// No journal: every attempt goes ahead.
+impl Journal for () {
+    async fn sending(&mut self) -> bool {
+        true
+    }
+    async fn not_sent(&mut self) {}
 }
 
 /// How long an answer may take: Twilio's API answers in well under a

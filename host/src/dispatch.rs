@@ -19,7 +19,7 @@ use crate::runtime::Deadline;
 use crate::trigger;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
@@ -35,15 +35,28 @@ pub struct Answer {
     pub failed: Vec<(String, PluginError)>,
 }
 
-/// What one plugin's call gave: its result and how long it took, or the
-/// interim text of a call that goes on to reply later.
+/// What one plugin's call gave: its result and how long it took, or, for
+/// a call that goes on to reply later, its interim text, where its result
+/// is left if it comes before the message is answered, and its task.
 enum Outcome {
     Done(Result<Option<Reply>, PluginError>, Duration),
-    Deferred(Option<String>),
+    /// A deferred call's result that came in time, counted by its task.
+    Counted(Result<Option<Reply>, PluginError>),
+    Deferred {
+        interim: Option<String>,
+        early: Early,
+        task: tokio::task::JoinHandle<()>,
+    },
 }
 
 /// A plugin call in progress.
 type Call = Pin<Box<dyn Future<Output = Result<Option<Reply>, PluginError>> + Send>>;
+
+/// The result of a call that deferred, once it has one: taken by dispatch
+/// if the message is not answered yet (the reply then goes in the webhook's
+/// answer), else by [`Finish::run`] (through the Messages API). Whoever
+/// takes it first has it.
+type Early = Arc<Mutex<Option<Result<Option<Reply>, PluginError>>>>;
 
 /// The host had no room to run every plugin for this message; it must be
 /// refused (503) so that Twilio retries it, never answered in part.
@@ -65,6 +78,9 @@ pub struct Dispatcher {
     pub disable_after: u64,
     /// Replies later; `None`: a plugin's `later.defer` is `unavailable`.
     pub later: Option<Arc<Later>>,
+    /// What deferred calls share, made from the fields above at the first
+    /// message.
+    finish: OnceLock<Arc<Finish>>,
 }
 
 /// What a deferred call needs once the message is answered.
@@ -86,11 +102,25 @@ impl Dispatcher {
             limits: merge::Limits::default(),
             disable_after: 0,
             later: None,
+            finish: OnceLock::new(),
         }
     }
 
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
+    }
+
+    fn finish(&self) -> Option<&Arc<Finish>> {
+        let later = self.later.as_ref()?;
+        Some(self.finish.get_or_init(|| {
+            Arc::new(Finish {
+                later: later.clone(),
+                metrics: self.metrics.clone(),
+                apology: self.apology.clone(),
+                limits: self.limits.clone(),
+                disable_after: self.disable_after,
+            })
+        }))
     }
 
     pub async fn dispatch(&self, msg: Inbound) -> Result<Answer, AtCapacity> {
@@ -108,17 +138,10 @@ impl Dispatcher {
         // What a call that defers needs, with whether the message was
         // answered (`Some(true)`) or refused; nothing when replies later
         // are off.
-        let (finish, answered_tx) = match &self.later {
-            Some(later) => {
+        let (finish, answered_tx) = match self.finish() {
+            Some(finish) => {
                 let (tx, rx) = watch::channel(None::<bool>);
-                let finish = Arc::new(Finish {
-                    later: later.clone(),
-                    metrics: self.metrics.clone(),
-                    apology: self.apology.clone(),
-                    limits: self.limits.clone(),
-                    disable_after: self.disable_after,
-                });
-                (Some((finish, rx)), Some(tx))
+                (Some((finish.clone(), rx)), Some(tx))
             }
             None => (None, None),
         };
@@ -136,11 +159,14 @@ impl Dispatcher {
             let (loaded, msg, finish) = (loaded.clone(), msg.clone(), finish.clone());
             tasks.spawn(async move {
                 let started = Instant::now();
-                let deadline = Deadline::at(deadline);
                 let Some((finish, answered)) = finish else {
-                    let result = loaded.plugin.handle_deferrable(&msg, deadline, None).await;
+                    let result = loaded
+                        .plugin
+                        .handle_deferrable(&msg, Deadline::at(deadline), None)
+                        .await;
                     return (index, Outcome::Done(result, started.elapsed()));
                 };
+                let deadline = Deadline::movable(deadline);
                 let until = arrived + finish.later.settings().timeout;
                 let (defer, told) = Defer::new(
                     finish.later.clone(),
@@ -158,38 +184,85 @@ impl Dispatcher {
                     })
                 };
                 tokio::select! {
-                    // A call that defers replies later even if it is
-                    // already done: what the plugin asked for, every time.
                     biased;
                     Ok(interim) = told => {
+                        // One more turn: a call that deferred and then
+                        // answered at once replies in the answer.
+                        if let Ok(result) = tokio::time::timeout(Duration::ZERO, &mut call).await {
+                            return (index, Outcome::Done(result, started.elapsed()));
+                        }
                         finish.metrics.later(loaded.id.as_str(), "deferred");
-                        tokio::spawn(finish.run(loaded, msg, call, started, answered));
-                        (index, Outcome::Deferred(interim))
+                        let early = Early::default();
+                        let task = tokio::spawn(finish.run(
+                            loaded,
+                            msg,
+                            call,
+                            started,
+                            answered,
+                            early.clone(),
+                        ));
+                        (index, Outcome::Deferred { interim, early, task })
                     }
+                    // Done before the deferral was seen (it deferred and
+                    // returned at once): the reply goes in the answer.
                     result = &mut call => (index, Outcome::Done(result, started.elapsed())),
                 }
             });
         }
         let mut results: Vec<Option<Outcome>> = Vec::new();
         results.resize_with(snapshot.plugins.len(), || None);
+        // Refuses the message: the calls still running stop at once, and
+        // are gone (their memory back) before the refusal is. Calls that
+        // deferred stop too: Twilio retries the message, and the retry
+        // replies.
+        async fn refuse(
+            results: &mut [Option<Outcome>],
+            tasks: &mut tokio::task::JoinSet<(usize, Outcome)>,
+        ) {
+            tasks.abort_all();
+            while let Some(joined) = tasks.join_next().await {
+                if let Ok((index, outcome)) = joined {
+                    results[index] = Some(outcome);
+                }
+            }
+            for outcome in results.iter_mut() {
+                if let Some(Outcome::Deferred { task, .. }) = outcome {
+                    task.abort();
+                    let _ = task.await;
+                }
+            }
+        }
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok((index, Outcome::Done(Err(PluginError::Capacity(why)), took))) => {
                     let id = &snapshot.plugins[index].id;
                     self.metrics.call(id.as_str(), Err("capacity"), took);
-                    // Stop the others at once, and wait until they are
-                    // gone: their memory is back before the refusal is.
-                    // Calls that deferred stop too: Twilio retries the
-                    // message, and the retry replies.
                     verdict(false);
-                    tasks.abort_all();
-                    while tasks.join_next().await.is_some() {}
+                    refuse(&mut results, &mut tasks).await;
                     tracing::warn!(plugin = %id, "message refused, the host is at capacity: {why}");
                     return Err(AtCapacity(why));
                 }
                 Ok((index, outcome)) => results[index] = Some(outcome),
                 // A panic in host code for one plugin: its slot stays empty.
                 Err(e) => tracing::error!("plugin task failed: {e}"),
+            }
+        }
+        // Deferred calls already done answer here and now; one that found
+        // no room refuses the message like any other.
+        for (index, outcome) in results.iter_mut().enumerate() {
+            let Some(Outcome::Deferred { early, .. }) = outcome else {
+                continue;
+            };
+            let done = early.lock().unwrap_or_else(PoisonError::into_inner).take();
+            if let Some(Err(PluginError::Capacity(why))) = done {
+                verdict(false);
+                refuse(&mut results, &mut tasks).await;
+                let id = &snapshot.plugins[index].id;
+                tracing::warn!(plugin = %id, "message refused, the host is at capacity: {why}");
+                return Err(AtCapacity(why));
+            }
+            if let Some(result) = done {
+                *outcome = Some(Outcome::Counted(result));
             }
         }
 
@@ -199,9 +272,13 @@ impl Dispatcher {
         let mut replies = Vec::new();
         for ((loaded, result), called) in snapshot.plugins.iter().zip(results).zip(called) {
             let id = loaded.id.as_str();
-            let (result, took) = match result {
-                Some(Outcome::Done(result, took)) => (result, took),
-                Some(Outcome::Deferred(interim)) => {
+            let result = match result {
+                Some(Outcome::Done(result, took)) => {
+                    account(&self.metrics, self.disable_after, loaded, &result, took);
+                    result
+                }
+                Some(Outcome::Counted(result)) => result,
+                Some(Outcome::Deferred { interim, .. }) => {
                     deferred.push(id.to_owned());
                     if let Some(text) = interim {
                         replies.push((
@@ -215,12 +292,18 @@ impl Dispatcher {
                     continue;
                 }
                 None if !called => continue,
-                None => (
-                    Err(PluginError::Instantiate("the host task failed".to_owned())),
-                    Duration::ZERO,
-                ),
+                None => {
+                    let result = Err(PluginError::Instantiate("the host task failed".to_owned()));
+                    account(
+                        &self.metrics,
+                        self.disable_after,
+                        loaded,
+                        &result,
+                        Duration::ZERO,
+                    );
+                    result
+                }
             };
-            account(&self.metrics, self.disable_after, loaded, &result, took);
             match result {
                 Ok(Some(reply)) => {
                     answered.push(id.to_owned());
@@ -250,10 +333,11 @@ impl Dispatcher {
 }
 
 impl Finish {
-    /// The rest of a call that deferred: waits for its result, then, once
-    /// the message was answered, sends it (merged alone) through the
-    /// Messages API; a failure sends the apology. A message that was
-    /// refused stops the call: Twilio retries it.
+    /// The rest of a call that deferred: waits for its result and leaves it
+    /// in `early`; if dispatch has not taken it by the time the message is
+    /// answered, sends it (merged alone) through the Messages API, the
+    /// apology for a failure. A message that was refused stops the call:
+    /// Twilio retries it.
     async fn run(
         self: Arc<Self>,
         loaded: Arc<Loaded>,
@@ -261,8 +345,9 @@ impl Finish {
         call: Call,
         started: Instant,
         mut answered: watch::Receiver<Option<bool>>,
+        early: Early,
     ) {
-        let id = loaded.id.as_str();
+        let id = loaded.id.to_string();
         let mut verdict = answered.clone();
         let refused = async move {
             if was_answered(&mut verdict).await {
@@ -272,7 +357,7 @@ impl Finish {
         let result = tokio::select! {
             result = call => result,
             () = refused => {
-                self.metrics.later(id, "dropped");
+                self.metrics.later(&id, "dropped");
                 tracing::info!(plugin = id, "deferred call stopped: the message was refused");
                 return;
             }
@@ -284,24 +369,34 @@ impl Finish {
             &result,
             started.elapsed(),
         );
+        // Not kept while sending: a reload may replace it.
+        drop(loaded);
+        *early.lock().unwrap_or_else(PoisonError::into_inner) = Some(result);
         if !was_answered(&mut answered).await {
-            self.metrics.later(id, "dropped");
+            self.metrics.later(&id, "dropped");
             return;
         }
+        let Some(result) = early.lock().unwrap_or_else(PoisonError::into_inner).take() else {
+            // Done in time: it went in the webhook's answer.
+            self.metrics.later(&id, "inline");
+            return;
+        };
         let messages = match &result {
-            Ok(Some(reply)) => merge::merge([(id, reply)], None, &self.limits, channel(&msg)),
+            Ok(Some(reply)) => {
+                merge::merge([(id.as_str(), reply)], None, &self.limits, channel(&msg))
+            }
             Ok(None) => Vec::new(),
             Err(_) => merge::merge([], Some(&self.apology), &self.limits, channel(&msg)),
         };
         if messages.is_empty() {
-            self.metrics.later(id, "silent");
+            self.metrics.later(&id, "silent");
             tracing::info!(plugin = id, "deferred call had nothing to send");
             return;
         }
         let count = messages.len();
-        let sent = self.later.send(&msg, messages).await;
+        let sent = self.later.send(&id, &msg, messages).await;
         self.metrics
-            .later(id, if sent == count { "sent" } else { "not_sent" });
+            .later(&id, if sent == count { "sent" } else { "not_sent" });
     }
 }
 

@@ -11,10 +11,22 @@
 //! [`Settings::timeout`]), so deferring can neither hold the pool nor let
 //! one plugin take every place. A refusal is a value the plugin sees; it
 //! then answers now.
+//!
+//! A reply's messages are kept in the state store until they are sent
+//! (the `_later` namespace: `_` is in no plugin id, so no plugin can name
+//! it), under the replica that sends them: it marks a message in flight
+//! before each attempt and clears the mark when the attempt surely sent
+//! nothing. A replica that stops leaves its records behind; once its
+//! heartbeat (`alive:<replica>`, renewed every third of
+//! [`Settings::lease`]) has expired, one replica takes each record over
+//! (an atomic `increment` decides which) and sends what is left — except a
+//! message marked in flight, whose outcome is unknown: that is reported in
+//! the log and not sent again. Never twice beats always.
 
-use crate::deliver::{Backoff, Envelope, Twilio};
+use crate::deliver::{Backoff, Envelope, Journal, Twilio};
 use crate::message::{Inbound, Outgoing};
 use crate::runtime::Deadline;
+use crate::state::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -31,6 +43,9 @@ pub struct Settings {
     pub max_calls_per_plugin: usize,
     /// How a message Twilio did not take is retried.
     pub backoff: Backoff,
+    /// How long a replica's heartbeat lasts: once it has expired, another
+    /// replica (or the next process) sends the replies it left.
+    pub lease: Duration,
 }
 
 impl Default for Settings {
@@ -40,6 +55,7 @@ impl Default for Settings {
             max_calls: 64,
             max_calls_per_plugin: 16,
             backoff: Backoff::default(),
+            lease: Duration::from_secs(30),
         }
     }
 }
@@ -54,18 +70,88 @@ pub enum DeferError {
 }
 
 /// Replies later for the whole server: where they are sent and the caps.
-#[derive(Debug)]
 pub struct Later {
     /// `Err(why)`: replies later are off (no credentials).
     twilio: Result<Twilio, String>,
     settings: Settings,
     running: Mutex<Running>,
+    /// Where messages wait until they are sent; `None`: in memory only.
+    store: Option<Arc<Store>>,
+    /// This replica, in records and its heartbeat.
+    replica: String,
+    /// When this replica's heartbeat was last written.
+    beat: tokio::sync::Mutex<Option<Instant>>,
+}
+
+impl std::fmt::Debug for Later {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Later")
+            .field("enabled", &self.twilio.is_ok())
+            .field("settings", &self.settings)
+            .field("replica", &self.replica)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The store's namespace of pending replies: no plugin id has a `_`.
+const JOURNAL: &str = "_later";
+
+/// How long a reply is kept at most, sent or not.
+const KEEP: Duration = Duration::from_secs(24 * 3600);
+
+/// One reply's messages, as the store keeps them until they are sent.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+struct Pending {
+    /// The replica sending it.
+    owner: String,
+    plugin: String,
+    to: String,
+    from: String,
+    in_reply_to: String,
+    /// Each message's body and media.
+    messages: Vec<(Option<String>, Vec<String>)>,
+    /// How many are sent.
+    next: usize,
+    /// Whether a request for `messages[next]` may be out.
+    in_flight: bool,
+}
+
+impl Pending {
+    fn envelope(&self, index: usize) -> Option<Envelope> {
+        let (body, media) = self.messages.get(index)?.clone();
+        Some(Envelope {
+            to: self.to.clone(),
+            from: self.from.clone(),
+            message: Outgoing { body, media },
+            in_reply_to: self.in_reply_to.clone(),
+        })
+    }
 }
 
 #[derive(Debug, Default)]
 struct Running {
+    /// Deferred calls running.
     total: usize,
     by_plugin: HashMap<Arc<str>, usize>,
+    /// Replies being sent.
+    sending: usize,
+}
+
+/// One reply being sent, counted while it lives.
+struct Sending<'a>(&'a Later);
+
+impl<'a> Sending<'a> {
+    fn new(later: &'a Later) -> Self {
+        later.lock().sending += 1;
+        Sending(later)
+    }
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        let mut running = self.0.lock();
+        running.sending = running.sending.saturating_sub(1);
+    }
 }
 
 impl Later {
@@ -76,7 +162,19 @@ impl Later {
             twilio,
             settings,
             running: Mutex::default(),
+            store: None,
+            replica: random_id(),
+            beat: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The same, keeping pending messages in `store` (see the module's
+    /// doc), unless that is off.
+    pub fn with_store(mut self, store: Arc<Store>) -> Self {
+        if *store.location() != crate::state::Location::Off {
+            self.store = Some(store);
+        }
+        self
     }
 
     /// Whether `defer` can succeed at all.
@@ -115,28 +213,247 @@ impl Later {
         })
     }
 
-    /// Sends `messages`, the reply to `inbound`, one after the other; stops
-    /// at the first that is not sent (the rest would arrive out of order).
-    /// How many were sent.
-    pub async fn send(&self, inbound: &Inbound, messages: Vec<Outgoing>) -> usize {
+    /// Sends `messages`, `plugin`'s reply to `inbound`, one after the other;
+    /// stops at the first that is not sent (the rest would arrive out of
+    /// order). Keeps them in the store until they are sent. How many were
+    /// sent.
+    pub async fn send(&self, plugin: &str, inbound: &Inbound, messages: Vec<Outgoing>) -> usize {
+        let reply = Envelope::reply(inbound, Outgoing::default());
+        let pending = Pending {
+            owner: self.replica.clone(),
+            plugin: plugin.to_owned(),
+            to: reply.to,
+            from: reply.from,
+            in_reply_to: reply.in_reply_to,
+            messages: messages.into_iter().map(|m| (m.body, m.media)).collect(),
+            next: 0,
+            in_flight: false,
+        };
+        let mut key = None;
+        if let Some(store) = &self.store {
+            let id = format!("msg:{}", random_id());
+            match store.set(JOURNAL, &id, record(&pending), Some(KEEP)).await {
+                Ok(()) => key = Some(id),
+                Err(e) => tracing::warn!(
+                    plugin,
+                    in_reply_to = %pending.in_reply_to,
+                    "reply later not kept in the state store, so a restart would lose it: {e}"
+                ),
+            }
+        }
+        self.drain(key, pending).await
+    }
+
+    /// Sends what is left of `pending` (kept under `key`, if it is).
+    async fn drain(&self, key: Option<String>, mut pending: Pending) -> usize {
         let Ok(twilio) = &self.twilio else {
             return 0;
         };
+        let _counted = Sending::new(self);
         let mut sent = 0;
-        for message in messages {
-            let envelope = Envelope::reply(inbound, message);
-            if twilio
-                .deliver(&envelope, &self.settings.backoff)
-                .await
-                .is_err()
-            {
-                // `deliver` logged why.
+        while let Some(envelope) = pending.envelope(pending.next) {
+            let mut journal = Record {
+                later: self,
+                key: key.as_deref(),
+                pending: &mut pending,
+            };
+            let result = twilio
+                .deliver_journaled(&envelope, &self.settings.backoff, &mut journal)
+                .await;
+            if result.is_err() {
+                // `deliver` logged why. Not retried from the store either:
+                // given up (or, if the outcome is unknown, never again).
                 break;
             }
             sent += 1;
+            pending.next += 1;
+            pending.in_flight = false;
+            if pending.next < pending.messages.len() {
+                self.save(key.as_deref(), &pending).await;
+            }
+        }
+        if let (Some(store), Some(key)) = (&self.store, &key)
+            && let Err(e) = store.delete(JOURNAL, key).await
+        {
+            // It expires; meanwhile a takeover would find it: resending
+            // an unsent tail, never one in flight.
+            tracing::warn!(in_reply_to = %pending.in_reply_to, "reply later not cleared: {e}");
         }
         sent
     }
+
+    async fn save(&self, key: Option<&str>, pending: &Pending) -> bool {
+        let (Some(store), Some(key)) = (&self.store, key) else {
+            return true;
+        };
+        store
+            .set(JOURNAL, key, record(pending), Some(KEEP))
+            .await
+            .is_ok()
+    }
+
+    /// Whether this replica's heartbeat is current, renewing it when a
+    /// third of the lease has passed: a replica that cannot show it is
+    /// alive must not send what others may take over.
+    async fn alive(&self) -> bool {
+        let Some(store) = &self.store else {
+            return true;
+        };
+        let mut beat = self.beat.lock().await;
+        if beat.is_some_and(|at| at.elapsed() < self.settings.lease / 3) {
+            return true;
+        }
+        let written = Instant::now();
+        let key = format!("alive:{}", self.replica);
+        match store
+            .set(JOURNAL, &key, b"1".to_vec(), Some(self.settings.lease))
+            .await
+        {
+            Ok(()) => {
+                *beat = Some(written);
+                true
+            }
+            Err(e) => {
+                tracing::warn!("replies later: heartbeat not written: {e}");
+                *beat = None;
+                false
+            }
+        }
+    }
+
+    /// Keeps this replica's heartbeat and takes over the replies that
+    /// stopped replicas left, for ever (the server runs it while replies
+    /// later are on and kept in a store).
+    pub async fn keep(self: Arc<Self>) {
+        let Some(store) = self.store.clone() else {
+            return;
+        };
+        let every = (self.settings.lease / 3).max(Duration::from_millis(100));
+        loop {
+            if self.alive().await
+                && let Err(e) = self.take_over(&store).await
+            {
+                tracing::warn!("replies later: cannot look for replies left behind: {e}");
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// One look for records whose replica is gone.
+    async fn take_over(
+        self: &Arc<Self>,
+        store: &Arc<Store>,
+    ) -> Result<(), crate::state::StateError> {
+        let mut after: Option<String> = None;
+        loop {
+            let page = store.keys(JOURNAL, "msg:", after.as_deref()).await?;
+            for key in &page {
+                let Some(found) = read(store, key).await? else {
+                    continue;
+                };
+                let gone = found.owner;
+                if gone == self.replica
+                    || store
+                        .get(JOURNAL, &format!("alive:{gone}"))
+                        .await?
+                        .is_some()
+                {
+                    continue;
+                }
+                // One replica wins each record: the first to count 1.
+                let claim = format!("claim:{key}:{gone}");
+                if store.increment(JOURNAL, &claim, 1).await? != 1 {
+                    continue;
+                }
+                store
+                    .set(
+                        JOURNAL,
+                        &claim,
+                        b"1".to_vec(),
+                        Some(self.settings.lease * 10),
+                    )
+                    .await?;
+                let Some(mut pending) = read(store, key).await?.filter(|p| p.owner == gone) else {
+                    continue;
+                };
+                if pending.in_flight {
+                    tracing::error!(
+                        plugin = pending.plugin,
+                        in_reply_to = %pending.in_reply_to,
+                        message = pending.next + 1,
+                        of = pending.messages.len(),
+                        "a reply later was being sent when its replica stopped: whether Twilio \
+                         took it is unknown, so it is not sent again"
+                    );
+                    store.delete(JOURNAL, key).await?;
+                    continue;
+                }
+                pending.owner = self.replica.clone();
+                store
+                    .set(JOURNAL, key, record(&pending), Some(KEEP))
+                    .await?;
+                tracing::info!(
+                    plugin = pending.plugin,
+                    in_reply_to = %pending.in_reply_to,
+                    "sending a reply later that a stopped replica left"
+                );
+                let (later, key) = (self.clone(), key.clone());
+                tokio::spawn(async move { later.drain(Some(key), pending).await });
+            }
+            if page.len() < crate::state::PAGE {
+                return Ok(());
+            }
+            after = page.last().cloned();
+        }
+    }
+}
+
+/// One message's attempts, written down in its record.
+struct Record<'a> {
+    later: &'a Later,
+    key: Option<&'a str>,
+    pending: &'a mut Pending,
+}
+
+impl Journal for Record<'_> {
+    async fn sending(&mut self) -> bool {
+        let (Some(store), Some(key)) = (&self.later.store, self.key) else {
+            return true;
+        };
+        if !self.later.alive().await {
+            return false;
+        }
+        // Still ours? A replica that took it over sends it now.
+        match read(store, key).await {
+            Ok(Some(found)) if found.owner == self.later.replica => {}
+            _ => return false,
+        }
+        self.pending.in_flight = true;
+        self.later.save(Some(key), self.pending).await
+    }
+
+    async fn not_sent(&mut self) {
+        self.pending.in_flight = false;
+        self.later.save(self.key, self.pending).await;
+    }
+}
+
+fn record(pending: &Pending) -> Vec<u8> {
+    serde_json::to_vec(pending).unwrap_or_default()
+}
+
+async fn read(store: &Store, key: &str) -> Result<Option<Pending>, crate::state::StateError> {
+    Ok(store
+        .get(JOURNAL, key)
+        .await?
+        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+}
+
+/// 128 random bits, in hex.
+fn random_id() -> String {
+    use std::hash::{BuildHasher, RandomState};
+    let half = || RandomState::new().hash_one(Instant::now());
+    format!("{:016x}{:016x}", half(), half())
 }
 
 /// One deferred call's place among the caps, given back when it is dropped
@@ -172,6 +489,8 @@ pub struct Defer {
     /// Takes the interim text; `None` once sent.
     tell: Option<oneshot::Sender<Option<String>>>,
     place: Option<Place>,
+    /// Why a `defer` of this call was refused.
+    refused: Option<DeferError>,
 }
 
 impl Defer {
@@ -192,26 +511,49 @@ impl Defer {
             until,
             tell: Some(tell),
             place: None,
+            refused: None,
         };
         (defer, told)
     }
 
-    /// What `later.defer` does.
-    pub fn defer(&mut self, interim: Option<String>) -> Result<(), DeferError> {
+    /// What `later.defer` does; `memory` moves the call's memory among
+    /// the deferred calls' share, or says there is no room. A refusal
+    /// stays for the rest of the call (a plugin retrying in a loop costs
+    /// nothing and is logged once).
+    pub fn defer(
+        &mut self,
+        interim: Option<String>,
+        memory: impl FnOnce() -> bool,
+    ) -> Result<(), DeferError> {
         if self.place.is_some() {
             return Ok(());
         }
-        let place = self.later.admit(&self.plugin)?;
-        let Some(tell) = self.tell.take() else {
-            return Err(DeferError::Unavailable(
-                "the message is no longer being answered".into(),
-            ));
-        };
-        if tell.send(interim).is_err() {
-            return Err(DeferError::Unavailable(
-                "the message is no longer being answered".into(),
-            ));
+        if let Some(refused) = &self.refused {
+            return Err(refused.clone());
         }
+        let result = self.try_defer(interim, memory);
+        if let Err(refused) = &result {
+            tracing::warn!(plugin = %self.plugin, "reply not deferred: {refused}");
+            self.refused = Some(refused.clone());
+        }
+        result
+    }
+
+    fn try_defer(
+        &mut self,
+        interim: Option<String>,
+        memory: impl FnOnce() -> bool,
+    ) -> Result<(), DeferError> {
+        let gone = || DeferError::Unavailable("the message is no longer being answered".into());
+        let place = self.later.admit(&self.plugin)?;
+        if self.tell.as_ref().is_none_or(|tell| tell.is_closed()) {
+            return Err(gone());
+        }
+        if !memory() {
+            return Err(DeferError::Busy);
+        }
+        let tell = self.tell.take().ok_or_else(gone)?;
+        tell.send(interim).map_err(|_| gone())?;
         self.deadline.extend_to(self.until);
         self.place = Some(place);
         Ok(())
@@ -248,7 +590,7 @@ mod tests {
         Defer::new(
             later.clone(),
             plugin,
-            Deadline::at(now + Duration::from_secs(5)),
+            Deadline::movable(now + Duration::from_secs(5)),
             now + Duration::from_secs(120),
         )
     }
@@ -257,18 +599,18 @@ mod tests {
     fn deferring_moves_the_deadline_and_hands_over_the_interim() {
         let later = later(4, 2);
         let now = Instant::now();
-        let deadline = Deadline::at(now + Duration::from_secs(5));
+        let deadline = Deadline::movable(now + Duration::from_secs(5));
         let (mut defer, mut told) = Defer::new(
             later.clone(),
             "slow",
             deadline.clone(),
             now + Duration::from_secs(120),
         );
-        assert_eq!(defer.defer(Some("On it".into())), Ok(()));
+        assert_eq!(defer.defer(Some("On it".into()), || true), Ok(()));
         assert_eq!(told.try_recv().unwrap().as_deref(), Some("On it"));
         assert_eq!(deadline.get(), now + Duration::from_secs(120));
         // Again: nothing changes, no second place is taken.
-        assert_eq!(defer.defer(None), Ok(()));
+        assert_eq!(defer.defer(None, || true), Ok(()));
         assert_eq!(later.running(), 1);
         drop(defer);
         assert_eq!(later.running(), 0);
@@ -282,15 +624,29 @@ mod tests {
         let (mut a3, _r3) = call(&later, "a");
         let (mut b1, _r4) = call(&later, "b");
         let (mut c1, _r5) = call(&later, "c");
-        assert_eq!(a1.defer(None), Ok(()));
-        assert_eq!(a2.defer(None), Ok(()));
-        assert_eq!(a3.defer(None), Err(DeferError::Busy), "per plugin");
-        assert_eq!(b1.defer(None), Ok(()));
-        assert_eq!(c1.defer(None), Err(DeferError::Busy), "in all");
+        assert_eq!(a1.defer(None, || true), Ok(()));
+        assert_eq!(a2.defer(None, || true), Ok(()));
+        assert_eq!(a3.defer(None, || true), Err(DeferError::Busy), "per plugin");
+        assert_eq!(b1.defer(None, || true), Ok(()));
+        assert_eq!(c1.defer(None, || true), Err(DeferError::Busy), "in all");
         drop(a1);
-        assert_eq!(c1.defer(None), Ok(()));
-        assert_eq!(a3.defer(None), Err(DeferError::Busy), "in all again");
-        drop((a2, b1, c1));
+        // A refusal stays for the rest of that call; a new call has room.
+        assert_eq!(c1.defer(None, || true), Err(DeferError::Busy));
+        let (mut c2, _r6) = call(&later, "c");
+        assert_eq!(c2.defer(None, || true), Ok(()));
+        let (mut a4, _r7) = call(&later, "a");
+        assert_eq!(
+            a4.defer(None, || true),
+            Err(DeferError::Busy),
+            "in all again"
+        );
+        // No room for its memory among the deferred calls: busy, and the
+        // place is given back.
+        drop(c2);
+        let (mut d1, _r8) = call(&later, "d");
+        assert_eq!(d1.defer(None, || false), Err(DeferError::Busy));
+        assert_eq!(later.running(), 2);
+        drop((a2, b1, c1, d1));
         assert_eq!(later.running(), 0);
         assert!(later.lock().by_plugin.is_empty());
     }
@@ -303,13 +659,16 @@ mod tests {
         ));
         let (mut defer, _told) = call(&off, "a");
         assert_eq!(
-            defer.defer(None),
+            defer.defer(None, || true),
             Err(DeferError::Unavailable("no Twilio credentials".into()))
         );
         let later = later(4, 4);
         let (mut defer, told) = call(&later, "a");
         drop(told);
-        assert!(matches!(defer.defer(None), Err(DeferError::Unavailable(_))));
+        assert!(matches!(
+            defer.defer(None, || true),
+            Err(DeferError::Unavailable(_))
+        ));
         assert_eq!(later.running(), 0, "a refused defer keeps no place");
     }
 }

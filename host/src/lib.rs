@@ -111,10 +111,11 @@ impl Server {
         if let Some(credentials) = &config.twilio_api {
             let twilio = deliver::Twilio::new(&config.twilio_api_url, credentials.clone())
                 .map_err(|e| anyhow::anyhow!("Twilio Messages API: {e}"))?;
-            dispatcher.later = Some(Arc::new(later::Later::new(
-                Ok(twilio),
-                config.later.clone(),
-            )));
+            let mut replies = later::Later::new(Ok(twilio), config.later.clone());
+            if let Some(store) = registry.runtime().state() {
+                replies = replies.with_store(store.clone());
+            }
+            dispatcher.later = Some(Arc::new(replies));
         }
         let auth = config.webhook_auth().then(|| webhook::Auth {
             token: config.auth_token.clone(),
@@ -186,6 +187,10 @@ impl Server {
             rx,
             tx.clone(),
         ))];
+        if let Some(later) = &self.state.dispatcher.later {
+            // Replies left by a replica (or a process) that stopped.
+            tasks.push(tokio::spawn(later.clone().keep()));
+        }
         #[cfg(unix)]
         {
             use tokio::signal::unix::{SignalKind, signal};

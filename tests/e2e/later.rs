@@ -15,12 +15,26 @@ const TOKEN: &str = "the-auth-token";
 const INTERIM: &str = "Let me think about that…";
 const BUSY: &str = "Many questions are being answered right now; ask again in a minute.";
 
+/// How the fake Twilio answers the first Messages request (the others
+/// are taken).
+#[derive(Clone, Copy)]
+enum First {
+    Take,
+    /// 429 with `Retry-After: 1`, as Twilio's rate limit answers.
+    Throttle,
+    /// Twilio's own 503, with a `Retry-After` of this many seconds.
+    Unavailable(u64),
+    /// No answer for a minute: the request is in flight.
+    Hold,
+}
+
 /// A form as Twilio received it.
 type Form = Vec<(String, String)>;
 
 /// A fake Twilio (`POST /2010-04-01/Accounts/{sid}/Messages.json`) and a
-/// fake model API (`POST /v1/chat/completions`: a question with "slow"
-/// is answered after 2.5 s, one with "broken" gets a 500).
+/// fake model API (`POST /v1/chat/completions`: a question with "brief"
+/// is answered after 300 ms, "slow" after 2.5 s, "sluggish" after 6 s, one
+/// with "broken" gets a 500 after 300 ms; others at once).
 struct Fakes {
     addr: std::net::SocketAddr,
     /// The forms Twilio took, in order.
@@ -30,9 +44,7 @@ struct Fakes {
 }
 
 impl Fakes {
-    /// With `throttle_first`, the first Messages request gets 429 with
-    /// `Retry-After: 1`, as Twilio's rate limit answers.
-    async fn start(throttle_first: bool) -> Fakes {
+    async fn start(first: First) -> Fakes {
         use axum::http::{HeaderMap, StatusCode};
         use axum::routing::post;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -55,21 +67,34 @@ impl Fakes {
                     *tries
                 };
                 let auth = headers.get("authorization").and_then(|v| v.to_str().ok());
-                if account != format!("{ACCOUNT}.json").replace(".json", "") || auth != Some(&basic)
-                {
+                if account != ACCOUNT || auth != Some(basic.as_str()) {
                     return (
                         StatusCode::UNAUTHORIZED,
-                        [("retry-after", "")],
+                        [("retry-after", String::new())],
                         String::new(),
                     );
                 }
-                if throttle_first && n == 1 {
-                    let error = r#"{"code":20429,"message":"Too Many Requests","status":429}"#;
-                    return (
-                        StatusCode::TOO_MANY_REQUESTS,
-                        [("retry-after", "1")],
-                        error.into(),
-                    );
+                match first {
+                    _ if n > 1 => {}
+                    First::Take => {}
+                    First::Throttle => {
+                        let error = r#"{"code":20429,"message":"Too Many Requests","status":429}"#;
+                        return (
+                            StatusCode::TOO_MANY_REQUESTS,
+                            [("retry-after", "1".to_owned())],
+                            error.into(),
+                        );
+                    }
+                    First::Unavailable(secs) => {
+                        let error =
+                            r#"{"code":20503,"message":"Service Unavailable","status":503}"#;
+                        return (
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            [("retry-after", secs.to_string())],
+                            error.into(),
+                        );
+                    }
+                    First::Hold => tokio::time::sleep(Duration::from_secs(60)).await,
                 }
                 let form: Form = form_urlencoded::parse(body.as_bytes())
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -78,7 +103,7 @@ impl Fakes {
                 let sid = format!("SM{:032x}", n);
                 (
                     StatusCode::CREATED,
-                    [("retry-after", "")],
+                    [("retry-after", String::new())],
                     format!(r#"{{"sid":"{sid}","status":"queued"}}"#),
                 )
             }
@@ -89,11 +114,17 @@ impl Fakes {
                 .as_str()
                 .unwrap()
                 .to_owned();
+            if question.contains("brief") || question.contains("broken") {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
             if question.contains("broken") {
                 return (StatusCode::INTERNAL_SERVER_ERROR, String::from("{}"));
             }
             if question.contains("slow") {
                 tokio::time::sleep(Duration::from_millis(2500)).await;
+            }
+            if question.contains("sluggish") {
+                tokio::time::sleep(Duration::from_secs(6)).await;
             }
             let answer = serde_json::json!({
                 "choices": [{"message": {"role": "assistant", "content": format!("Answer: {question}")}}]
@@ -166,7 +197,7 @@ async fn bot(fakes: &Fakes, twilio: bool, configure: impl FnOnce(&mut Config)) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_answer_is_sent_later_through_the_messages_api() {
-    let fakes = Fakes::start(true).await;
+    let fakes = Fakes::start(First::Throttle).await;
     let bot = bot(&fakes, true, |_| {}).await;
     // Slower (2.5 s) than the plugin time limit (2 s) and the HTTP limit
     // (500 ms): answered at once with the interim text and the cat.
@@ -213,10 +244,10 @@ async fn a_slow_answer_is_sent_later_through_the_messages_api() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_call_sends_the_apology_and_the_caps_hold() {
-    let fakes = Fakes::start(false).await;
+    let fakes = Fakes::start(First::Take).await;
     let bot = bot(&fakes, true, |c| {
         c.later.max_calls_per_plugin = 1;
-        c.later.timeout = Duration::from_millis(1500);
+        c.later.timeout = Duration::from_millis(3500);
     })
     .await;
     // The model fails: the interim now, the apology later.
@@ -226,23 +257,29 @@ async fn a_failed_call_sends_the_apology_and_the_caps_hold() {
     assert_eq!(field(&sent[0], "Body"), [APOLOGY]);
 
     // One deferred call at a time for this plugin: while a slow one runs,
-    // the next question is told so, at once. The slow one runs out of its
-    // later time limit (1.5 s < 2.5 s): the apology again.
-    let slow = bot.message_in_background("ask slow one");
+    // the next question is told so, at once.
     let started = Instant::now();
+    let slow = bot.message_in_background("ask sluggish one");
     let deferred = r#"wasmbot_replies_later_total{plugin="ask",outcome="deferred"} 2"#;
     while !bot.metrics().await.contains(deferred) {
         assert!(started.elapsed() < Duration::from_secs(5), "never deferred");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let busy = bot.message("ask quick one").await;
-    assert_eq!(only_body(busy.twiml()), BUSY);
     assert_eq!(busy.status, 200);
+    assert_eq!(only_body(busy.twiml()), BUSY);
     assert_eq!(only_body(slow.await.unwrap().twiml()), INTERIM);
+    // The slow one's request gets nine tenths of what is left of its
+    // later time limit (3.5 s from its message: past the 2 s plugin limit
+    // and the 500 ms HTTP limit), not the model's 6 s: the plugin sees the
+    // time-out and fails, and the apology goes out.
     let sent = fakes.wait_sent(2, Duration::from_secs(10)).await;
+    let took = started.elapsed();
     assert_eq!(field(&sent[1], "Body"), [APOLOGY]);
-    // Its request was given what was left of the call's time (not more):
-    // the plugin saw the time-out and failed.
+    assert!(
+        (Duration::from_millis(2900)..Duration::from_millis(5000)).contains(&took),
+        "{took:?}"
+    );
     let metrics = bot.metrics().await;
     assert!(
         metrics.contains(r#"wasmbot_plugin_failures_total{plugin="ask",kind="failed"} 2"#),
@@ -253,8 +290,32 @@ async fn a_failed_call_sends_the_apology_and_the_caps_hold() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deferred_call_done_before_the_answer_replies_in_it() {
+    // Deferring and answering at once: the answer is ready before the
+    // webhook's, so it goes there, and nothing through the Messages API.
+    let fakes = Fakes::start(First::Take).await;
+    let bot = Bot::start(&[("fetcher.wasm", FETCHER)], |c| {
+        c.twilio_api = Some(Credentials {
+            account_sid: ACCOUNT.into(),
+            api_key: None,
+            secret: Secret(TOKEN.into()),
+        });
+        c.twilio_api_url = fakes.url("");
+    })
+    .await;
+    for _ in 0..5 {
+        let reply = bot.message("deferquick").await;
+        assert_eq!(only_body(reply.twiml()), "quick answer");
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(*fakes.attempts.lock().unwrap(), 0);
+    assert_eq!(bot.state.dispatcher.later.as_ref().unwrap().running(), 0);
+    bot.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_credentials_the_plugin_answers_now() {
-    let fakes = Fakes::start(false).await;
+    let fakes = Fakes::start(First::Take).await;
     let bot = bot(&fakes, false, |_| {}).await;
     let reply = bot.message("ask quick one").await;
     assert_eq!(only_body(reply.twiml()), "Answer: quick one");
@@ -268,7 +329,7 @@ async fn without_credentials_the_plugin_answers_now() {
 async fn a_call_that_defers_and_never_ends_is_cut_at_the_later_limit() {
     // The attack: defer, then hold the instance (memory, a pool slot, a
     // place among the deferred calls) for ever.
-    let fakes = Fakes::start(false).await;
+    let fakes = Fakes::start(First::Take).await;
     let bot = Bot::start(&[("fetcher.wasm", FETCHER)], |c| {
         c.twilio_api = Some(Credentials {
             account_sid: ACCOUNT.into(),
@@ -304,4 +365,101 @@ async fn a_call_that_defers_and_never_ends_is_cut_at_the_later_limit() {
     let again = bot.message("deferspin").await;
     assert_eq!(only_body(again.twiml()), "spinning");
     bot.stop().await;
+}
+
+/// Waits until the fake Twilio saw `n` requests.
+async fn wait_attempts(fakes: &Fakes, n: usize) {
+    let started = Instant::now();
+    while *fakes.attempts.lock().unwrap() < n {
+        assert!(started.elapsed() < Duration::from_secs(10), "no request");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Processes on one state store (a file, or Redis), with a lease of 1 s:
+/// what one leaves, another finds within ~1.5 s.
+fn shared_state(state: wasmbot::state::Location) -> impl Fn(&mut Config) + Clone + use<> {
+    move |c: &mut Config| {
+        c.state = state.clone();
+        c.later.lease = Duration::from_secs(1);
+    }
+}
+
+/// A reply waits in `state` (Twilio said 503, come back in 5 s: surely
+/// not sent) when its process stops; `second` (started after the first
+/// stopped, or running beside it) sends it, once.
+async fn a_pending_reply_is_taken_over(state: wasmbot::state::Location, beside: bool) {
+    let fakes = Fakes::start(First::Unavailable(5)).await;
+    let shared = shared_state(state);
+    let first = bot(&fakes, true, shared.clone()).await;
+    let mut second = None;
+    if beside {
+        second = Some(bot(&fakes, true, shared.clone()).await);
+    }
+    let reply = first.message("ask brief one").await;
+    assert_eq!(only_body(reply.twiml()), INTERIM);
+    // The process stops while the reply waits (its sending task, which a
+    // real exit would end, is left asleep in this test process).
+    wait_attempts(&fakes, 1).await;
+    let stopped = Instant::now();
+    first.stop().await;
+    let second = match second {
+        Some(running) => running,
+        None => bot(&fakes, true, shared).await,
+    };
+    let sent = fakes.wait_sent(1, Duration::from_secs(10)).await;
+    assert_eq!(field(&sent[0], "Body"), ["Answer: brief one"]);
+    assert!(
+        stopped.elapsed() < Duration::from_secs(5),
+        "sent by the other process, not by the first one's retry: {:?}",
+        stopped.elapsed()
+    );
+    assert!(captured_log().contains("sending a reply later that a stopped replica left"));
+    // The first process's retry wakes up, finds the record gone, and
+    // sends nothing: once in all.
+    tokio::time::sleep(Duration::from_secs(6).saturating_sub(stopped.elapsed())).await;
+    assert_eq!(fakes.sent.lock().unwrap().len(), 1);
+    assert_eq!(*fakes.attempts.lock().unwrap(), 2);
+    second.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_pending_at_a_restart_is_sent_once_by_the_next_process() {
+    let data = tempfile::tempdir().unwrap();
+    let file = wasmbot::state::Location::File(data.path().join("state.sqlite3"));
+    a_pending_reply_is_taken_over(file, false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_pending_on_a_stopped_replica_is_sent_once_by_another() {
+    let Some(redis) = RedisServer::start() else {
+        return;
+    };
+    let url = wasmbot::state::Location::parse(&redis.url()).unwrap();
+    a_pending_reply_is_taken_over(url, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_in_flight_at_a_crash_is_reported_not_sent_again() {
+    let fakes = Fakes::start(First::Hold).await;
+    let data = tempfile::tempdir().unwrap();
+    let shared = shared_state(wasmbot::state::Location::File(
+        data.path().join("state.sqlite3"),
+    ));
+    let first = bot(&fakes, true, shared.clone()).await;
+    first.message("ask brief one").await;
+    // The request is out, unanswered, when the process stops: Twilio may
+    // have taken the message.
+    wait_attempts(&fakes, 1).await;
+    first.stop().await;
+    let second = bot(&fakes, true, shared).await;
+    let started = Instant::now();
+    let unknown = "whether Twilio took it is unknown, so it is not sent again";
+    while !captured_log().contains(unknown) {
+        assert!(started.elapsed() < Duration::from_secs(10), "not reported");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(*fakes.attempts.lock().unwrap(), 1, "not sent again");
+    second.stop().await;
 }

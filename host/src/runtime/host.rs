@@ -112,14 +112,16 @@ impl Egress {
     }
 
     /// The time one exchange may take: the operator's HTTP limit, or, once
-    /// the call deferred its reply (a slow API is why), what is left of
-    /// the call's time.
+    /// the call deferred its reply (a slow API is why), nine tenths of what
+    /// is left of the call's time, so that the plugin sees the time-out
+    /// and can still answer.
     pub(super) fn time_limit(&self, operator: Duration) -> Duration {
         if self.deadline.is_extended() {
-            self.deadline
+            let left = self
+                .deadline
                 .get()
-                .saturating_duration_since(Instant::now())
-                .max(operator)
+                .saturating_duration_since(Instant::now());
+            left.mul_f64(0.9)
         } else {
             operator
         }
@@ -330,6 +332,7 @@ mod later_v0_2 {
     impl wit::Host for HostState {
         async fn defer(&mut self, interim: Option<String>) -> Result<(), wit::Error> {
             let plugin = self.ctx.id();
+            let limiter = &mut self.limiter;
             let Some(defer) = &mut self.later else {
                 return Err(wit::Error::Unavailable(
                     "replies later are possible only while handling a message, on a host \
@@ -337,15 +340,12 @@ mod later_v0_2 {
                         .into(),
                 ));
             };
-            match defer.defer(interim) {
+            match defer.defer(interim, || limiter.defer()) {
                 Ok(()) => {
                     tracing::debug!(plugin, "reply deferred");
                     Ok(())
                 }
-                Err(DeferError::Busy) => {
-                    tracing::warn!(plugin, "reply not deferred: as many as allowed are");
-                    Err(wit::Error::Busy)
-                }
+                Err(DeferError::Busy) => Err(wit::Error::Busy),
                 Err(DeferError::Unavailable(why)) => Err(wit::Error::Unavailable(why)),
             }
         }

@@ -223,6 +223,8 @@ impl Runtime {
             loop {
                 let at = deadline.get();
                 tokio::select! {
+                    // An answer that is in wins over the deadline.
+                    biased;
                     done = &mut running => break Some(done),
                     () = tokio::time::sleep_until(at.into()) => {
                         if Instant::now() >= deadline.get() {
@@ -331,6 +333,10 @@ pub struct MemoryStats {
     pub idle_resident: usize,
 }
 
+/// The budget key of the memory of calls that deferred their reply: no
+/// plugin id has a `_`.
+pub(super) const DEFERRED: &str = "_deferred";
+
 /// The linear memory of all live instances together, against a limit, and
 /// each plugin's part of it against its cap: with several plugins loaded,
 /// none may hold more than half the budget (or one instance's worth, if
@@ -376,6 +382,19 @@ impl MemoryBudget {
         self.plugins.store(loaded, Ordering::Relaxed);
     }
 
+    /// What `key` may hold: the calls that deferred their reply, together,
+    /// half of the budget (at least one instance's worth), so that
+    /// answering messages always has the other half; a plugin, [`cap`].
+    ///
+    /// [`cap`]: MemoryBudget::cap
+    fn cap_of(&self, key: &str) -> usize {
+        if key == DEFERRED {
+            (self.limit / 2).max(self.per_instance).min(self.limit)
+        } else {
+            self.cap()
+        }
+    }
+
     /// What one plugin may hold: all of it when it is alone, else half
     /// (at least one instance's worth).
     fn cap(&self) -> usize {
@@ -403,7 +422,7 @@ impl MemoryBudget {
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = state.by_plugin.get(plugin).copied().unwrap_or(0);
-        let cap = self.cap();
+        let cap = self.cap_of(plugin);
         if cap < self.limit && mine.saturating_add(bytes) > cap {
             return Err(Refused::OverCap);
         }
@@ -412,6 +431,25 @@ impl MemoryBudget {
         }
         state.used += bytes;
         *state.by_plugin.entry(plugin.clone()).or_default() += bytes;
+        Ok(())
+    }
+
+    /// Counts `bytes` held under `from` under `to` instead, if `to`'s cap
+    /// allows.
+    fn transfer(&self, from: &Arc<str>, to: &Arc<str>, bytes: usize) -> Result<(), Refused> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let theirs = state.by_plugin.get(to).copied().unwrap_or(0);
+        let cap = self.cap_of(to);
+        if cap < self.limit && theirs.saturating_add(bytes) > cap {
+            return Err(Refused::OverCap);
+        }
+        if let Some(mine) = state.by_plugin.get_mut(from) {
+            *mine = mine.saturating_sub(bytes);
+            if *mine == 0 {
+                state.by_plugin.remove(from);
+            }
+        }
+        *state.by_plugin.entry(to.clone()).or_default() += bytes;
         Ok(())
     }
 
@@ -457,6 +495,25 @@ impl Limiter {
             per_instance,
             reserved: 0,
             refused: None,
+        }
+    }
+}
+
+impl Limiter {
+    /// From now on, counts this instance's memory among the calls that
+    /// deferred their reply (see [`MemoryBudget::cap_of`]); `false` if
+    /// they hold their share already.
+    pub(super) fn defer(&mut self) -> bool {
+        let deferred: Arc<str> = Arc::from(DEFERRED);
+        if self.plugin == deferred {
+            return true;
+        }
+        match self.budget.transfer(&self.plugin, &deferred, self.reserved) {
+            Ok(()) => {
+                self.plugin = deferred;
+                true
+            }
+            Err(_) => false,
         }
     }
 }
@@ -519,6 +576,36 @@ impl Drop for Limiter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calls_that_defer_hold_half_the_budget_together() {
+        // The attack: plugins defer, then grow and keep their memory for
+        // the whole later time limit, so that messages find none.
+        let budget = Arc::new(MemoryBudget::new(100, 30));
+        budget.set_plugins(1);
+        let slow: Arc<str> = "slow".into();
+        let mut a = Limiter::new(budget.clone(), slow.clone(), 60);
+        let mut b = Limiter::new(budget.clone(), slow.clone(), 60);
+        assert!(a.memory_growing(0, 30, None).unwrap());
+        assert!(b.memory_growing(0, 30, None).unwrap());
+        assert!(a.defer());
+        assert_eq!(budget.held_by(DEFERRED), 30);
+        assert_eq!(budget.held_by("slow"), 30);
+        assert!(a.memory_growing(30, 50, None).unwrap(), "up to half");
+        assert!(!a.memory_growing(50, 51, None).unwrap());
+        assert_eq!(a.refused, Some(Refused::OverCap));
+        // Half is taken: another call may not defer, and stays the
+        // plugin's; answering messages still has the rest.
+        assert!(!b.defer());
+        assert_eq!(budget.held_by("slow"), 30);
+        assert!(b.memory_growing(30, 50, None).unwrap());
+        drop(a);
+        assert_eq!(budget.held_by(DEFERRED), 0);
+        assert!(b.defer());
+        drop(b);
+        assert_eq!(budget.used(), 0);
+        assert_eq!(budget.held_by(DEFERRED), 0);
+    }
 
     #[test]
     fn the_budget_holds_across_instances_and_is_returned() {

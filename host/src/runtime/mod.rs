@@ -78,18 +78,29 @@ const TICK: Duration = Duration::from_millis(10);
 /// When a call is cut: fixed, except that a call that defers its reply
 /// ([`crate::later`]) moves it later, while it runs. Clones share it.
 #[derive(Debug, Clone)]
-pub struct Deadline(Arc<DeadlineInner>);
+pub enum Deadline {
+    /// Never moves (no allocation: most calls).
+    Fixed(Instant),
+    /// May move later.
+    Movable(Arc<Movable>),
+}
 
 #[derive(Debug)]
-struct DeadlineInner {
+pub struct Movable {
     start: Instant,
     /// The deadline, in nanoseconds after `start`.
     after: AtomicU64,
 }
 
 impl Deadline {
+    /// A deadline that never moves.
     pub fn at(deadline: Instant) -> Self {
-        Deadline(Arc::new(DeadlineInner {
+        Deadline::Fixed(deadline)
+    }
+
+    /// A deadline that [`Deadline::extend_to`] may move.
+    pub fn movable(deadline: Instant) -> Self {
+        Deadline::Movable(Arc::new(Movable {
             start: deadline,
             after: AtomicU64::new(0),
         }))
@@ -97,19 +108,30 @@ impl Deadline {
 
     /// The deadline now.
     pub fn get(&self) -> Instant {
-        self.0.start + Duration::from_nanos(self.0.after.load(Ordering::Acquire))
+        match self {
+            Deadline::Fixed(at) => *at,
+            Deadline::Movable(m) => m.start + Duration::from_nanos(m.after.load(Ordering::Acquire)),
+        }
     }
 
     /// Whether it was moved (the call deferred its reply).
     pub fn is_extended(&self) -> bool {
-        self.0.after.load(Ordering::Acquire) > 0
+        match self {
+            Deadline::Fixed(_) => false,
+            Deadline::Movable(m) => m.after.load(Ordering::Acquire) > 0,
+        }
     }
 
-    /// Moves the deadline to `later`; never earlier than it is.
-    pub fn extend_to(&self, later: Instant) {
-        let after = later.saturating_duration_since(self.0.start).as_nanos();
+    /// Moves the deadline to `later`, never earlier than it is; whether it
+    /// can move.
+    pub fn extend_to(&self, later: Instant) -> bool {
+        let Deadline::Movable(m) = self else {
+            return false;
+        };
+        let after = later.saturating_duration_since(m.start).as_nanos();
         let after = u64::try_from(after).unwrap_or(u64::MAX);
-        self.0.after.fetch_max(after, Ordering::AcqRel);
+        m.after.fetch_max(after, Ordering::AcqRel);
+        true
     }
 }
 
@@ -238,7 +260,10 @@ mod tests {
     #[test]
     fn a_deadline_only_moves_later_and_clones_share_it() {
         let now = Instant::now();
-        let deadline = Deadline::at(now + Duration::from_secs(5));
+        let fixed = Deadline::at(now + Duration::from_secs(5));
+        assert!(!fixed.extend_to(now + Duration::from_secs(120)));
+        assert_eq!(fixed.get(), now + Duration::from_secs(5));
+        let deadline = Deadline::movable(now + Duration::from_secs(5));
         let shared = deadline.clone();
         shared.extend_to(now + Duration::from_secs(1));
         assert_eq!(deadline.get(), now + Duration::from_secs(5));

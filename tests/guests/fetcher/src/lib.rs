@@ -19,6 +19,7 @@
 //! | `parallel` | starts 6 requests to `/inflight` at once, then waits for all |
 //! | `manyfields` | creates `wasi:http` header maps without end (host memory) |
 //! | `deferspin` | defers its reply (`later`), then loops for ever: only the later time limit ends it |
+//! | `deferquick` | defers its reply, then answers "quick answer" at once |
 #![cfg(target_arch = "wasm32")]
 
 use wasmbot_plugin::{Message, Plugin, PluginInfo, Reply, Trigger, http};
@@ -119,7 +120,10 @@ impl Plugin for Fetcher {
     fn handle(msg: Message) -> Result<Option<Reply>, String> {
         let base = wasmbot_plugin::config("base_url").unwrap_or_default();
         let body = msg.body;
-        let said = if body.contains("deferspin") {
+        let said = if body.contains("deferquick") {
+            let _ = wasmbot_plugin::later::defer(Some("wait for it"));
+            "quick answer".to_owned()
+        } else if body.contains("deferspin") {
             let deferred = wasmbot_plugin::later::defer(Some("spinning"));
             if deferred.is_ok() {
                 let mut n: u64 = 0;
