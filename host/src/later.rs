@@ -81,6 +81,8 @@ pub struct Later {
     replica: String,
     /// When this replica's heartbeat was last written.
     beat: tokio::sync::Mutex<Option<Instant>>,
+    /// The records this process is sending now.
+    draining: Mutex<std::collections::HashSet<String>>,
 }
 
 impl std::fmt::Debug for Later {
@@ -100,7 +102,8 @@ const JOURNAL: &str = "_later";
 const KEEP: Duration = Duration::from_secs(24 * 3600);
 
 /// One reply's messages, as the store keeps them until they are sent.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
 struct Pending {
     /// The replica sending it.
     owner: String,
@@ -165,6 +168,7 @@ impl Later {
             store: None,
             replica: random_id(),
             beat: tokio::sync::Mutex::new(None),
+            draining: Mutex::default(),
         }
     }
 
@@ -202,7 +206,11 @@ impl Later {
         }
         let mut running = self.lock();
         let mine = running.by_plugin.get(plugin).copied().unwrap_or(0);
-        if running.total >= self.settings.max_calls || mine >= self.settings.max_calls_per_plugin {
+        // Replies still being sent count too: under Twilio's 429s they
+        // must not pile up at the rate of messages.
+        if running.total + running.sending >= self.settings.max_calls
+            || mine >= self.settings.max_calls_per_plugin
+        {
             return Err(DeferError::Busy);
         }
         running.total += 1;
@@ -230,36 +238,71 @@ impl Later {
             in_flight: false,
         };
         let mut key = None;
-        if let Some(store) = &self.store {
+        // The heartbeat first: a record of a replica that shows none would
+        // be taken over at once.
+        if let Some(store) = &self.store
+            && self.alive().await
+        {
             let id = format!("msg:{}", random_id());
+            // Ours from the start: never adopted as stranded.
+            self.lock_draining().insert(id.clone());
             match store.set(JOURNAL, &id, record(&pending), Some(KEEP)).await {
                 Ok(()) => key = Some(id),
-                Err(e) => tracing::warn!(
-                    plugin,
-                    in_reply_to = %pending.in_reply_to,
-                    "reply later not kept in the state store, so a restart would lose it: {e}"
-                ),
+                Err(e) => {
+                    self.lock_draining().remove(&id);
+                    tracing::warn!(
+                        plugin,
+                        in_reply_to = %pending.in_reply_to,
+                        "reply later not kept in the state store, so a restart would lose it: {e}"
+                    );
+                }
             }
         }
         self.drain(key, pending).await
     }
 
-    /// Sends what is left of `pending` (kept under `key`, if it is).
+    fn lock_draining(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.draining.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Sends what is left of `pending` (kept under `key`, if it is). A
+    /// record this replica no longer holds (taken over, or the store not
+    /// answering) is left where it is: whoever holds it sends it, this
+    /// replica's [`Later::keep`] included.
     async fn drain(&self, key: Option<String>, mut pending: Pending) -> usize {
+        struct Draining<'a>(&'a Later, Option<String>);
+        impl Drop for Draining<'_> {
+            fn drop(&mut self) {
+                if let Some(key) = &self.1 {
+                    self.0.lock_draining().remove(key);
+                }
+            }
+        }
         let Ok(twilio) = &self.twilio else {
             return 0;
         };
         let _counted = Sending::new(self);
+        if let Some(key) = &key {
+            self.lock_draining().insert(key.clone());
+        }
+        let _draining = Draining(self, key.clone());
         let mut sent = 0;
+        let mut done = true;
         while let Some(envelope) = pending.envelope(pending.next) {
             let mut journal = Record {
                 later: self,
                 key: key.as_deref(),
                 pending: &mut pending,
+                gate: None,
+                left: false,
             };
             let result = twilio
                 .deliver_journaled(&envelope, &self.settings.backoff, &mut journal)
                 .await;
+            if journal.left {
+                done = false;
+                break;
+            }
             if result.is_err() {
                 // `deliver` logged why. Not retried from the store either:
                 // given up (or, if the outcome is unknown, never again).
@@ -272,12 +315,14 @@ impl Later {
                 self.save(key.as_deref(), &pending).await;
             }
         }
-        if let (Some(store), Some(key)) = (&self.store, &key)
-            && let Err(e) = store.delete(JOURNAL, key).await
-        {
-            // It expires; meanwhile a takeover would find it: resending
-            // an unsent tail, never one in flight.
-            tracing::warn!(in_reply_to = %pending.in_reply_to, "reply later not cleared: {e}");
+        if let (true, Some(store), Some(key)) = (done, &self.store, &key) {
+            // Only while it is still ours: one taken over is the taker's.
+            let ours = matches!(read(store, key).await, Ok(Some(p)) if p.owner == self.replica);
+            if ours && let Err(e) = store.delete(JOURNAL, key).await {
+                // This replica's `keep` finds it again: resending an unsent
+                // tail, reporting one in flight.
+                tracing::warn!(in_reply_to = %pending.in_reply_to, "reply later not cleared: {e}");
+            }
         }
         sent
     }
@@ -322,8 +367,9 @@ impl Later {
     }
 
     /// Keeps this replica's heartbeat and takes over the replies that
-    /// stopped replicas left, for ever (the server runs it while replies
-    /// later are on and kept in a store).
+    /// stopped replicas left (and its own that nothing sends any more),
+    /// for ever (the server runs it while replies later are on and kept in
+    /// a store).
     pub async fn keep(self: Arc<Self>) {
         let Some(store) = self.store.clone() else {
             return;
@@ -348,57 +394,13 @@ impl Later {
         loop {
             let page = store.keys(JOURNAL, "msg:", after.as_deref()).await?;
             for key in &page {
-                let Some(found) = read(store, key).await? else {
-                    continue;
-                };
-                let gone = found.owner;
-                if gone == self.replica
-                    || store
-                        .get(JOURNAL, &format!("alive:{gone}"))
-                        .await?
-                        .is_some()
-                {
-                    continue;
+                // A long scan must not let this replica look gone.
+                if !self.alive().await {
+                    return Ok(());
                 }
-                // One replica wins each record: the first to count 1.
-                let claim = format!("claim:{key}:{gone}");
-                if store.increment(JOURNAL, &claim, 1).await? != 1 {
-                    continue;
+                if let Err(e) = self.adopt(store, key).await {
+                    tracing::warn!("replies later: {key}: {e}");
                 }
-                store
-                    .set(
-                        JOURNAL,
-                        &claim,
-                        b"1".to_vec(),
-                        Some(self.settings.lease * 10),
-                    )
-                    .await?;
-                let Some(mut pending) = read(store, key).await?.filter(|p| p.owner == gone) else {
-                    continue;
-                };
-                if pending.in_flight {
-                    tracing::error!(
-                        plugin = pending.plugin,
-                        in_reply_to = %pending.in_reply_to,
-                        message = pending.next + 1,
-                        of = pending.messages.len(),
-                        "a reply later was being sent when its replica stopped: whether Twilio \
-                         took it is unknown, so it is not sent again"
-                    );
-                    store.delete(JOURNAL, key).await?;
-                    continue;
-                }
-                pending.owner = self.replica.clone();
-                store
-                    .set(JOURNAL, key, record(&pending), Some(KEEP))
-                    .await?;
-                tracing::info!(
-                    plugin = pending.plugin,
-                    in_reply_to = %pending.in_reply_to,
-                    "sending a reply later that a stopped replica left"
-                );
-                let (later, key) = (self.clone(), key.clone());
-                tokio::spawn(async move { later.drain(Some(key), pending).await });
             }
             if page.len() < crate::state::PAGE {
                 return Ok(());
@@ -406,6 +408,82 @@ impl Later {
             after = page.last().cloned();
         }
     }
+
+    /// Takes the record `key` over if its replica is gone (or it is this
+    /// one's and nothing sends it), and sends what surely was not sent.
+    async fn adopt(
+        self: &Arc<Self>,
+        store: &Arc<Store>,
+        key: &str,
+    ) -> Result<(), crate::state::StateError> {
+        if self.lock_draining().contains(key) {
+            return Ok(());
+        }
+        let Some(found) = read(store, key).await? else {
+            return Ok(());
+        };
+        let gone = found.owner;
+        if gone != self.replica
+            && store
+                .get(JOURNAL, &format!("alive:{gone}"))
+                .await?
+                .is_some()
+        {
+            return Ok(());
+        }
+        // One replica wins each record: the first to count 1.
+        let claim = format!("claim:{key}:{gone}");
+        if store.increment(JOURNAL, &claim, 1).await? != 1 {
+            return Ok(());
+        }
+        store
+            .set(
+                JOURNAL,
+                &claim,
+                b"1".to_vec(),
+                Some(self.settings.lease * 10),
+            )
+            .await?;
+        let Some(mut pending) = read(store, key).await?.filter(|p| p.owner == gone) else {
+            return Ok(());
+        };
+        // In flight, or its gate taken (an attempt may have begun): the
+        // outcome is unknown.
+        let gate = store.get(JOURNAL, &gate_key(key, pending.next)).await?;
+        if pending.in_flight || gate.is_some() {
+            tracing::error!(
+                plugin = pending.plugin,
+                in_reply_to = %pending.in_reply_to,
+                message = pending.next + 1,
+                of = pending.messages.len(),
+                "a reply later was being sent when its replica stopped: whether Twilio took \
+                 it is unknown, so it is not sent again"
+            );
+            store.delete(JOURNAL, key).await?;
+            return Ok(());
+        }
+        pending.owner = self.replica.clone();
+        store
+            .set(JOURNAL, key, record(&pending), Some(KEEP))
+            .await?;
+        store.delete(JOURNAL, &claim).await?;
+        tracing::info!(
+            plugin = pending.plugin,
+            in_reply_to = %pending.in_reply_to,
+            "sending a reply later that a stopped replica left"
+        );
+        self.lock_draining().insert(key.to_owned());
+        let (later, key) = (self.clone(), key.to_owned());
+        tokio::spawn(async move { later.drain(Some(key), pending).await });
+        Ok(())
+    }
+}
+
+/// The key that one replica counts to 1 before it sends message `index`
+/// of the record `key`: two replicas that both think the record theirs
+/// cannot both send it.
+fn gate_key(key: &str, index: usize) -> String {
+    format!("gate:{key}:{index}")
 }
 
 /// One message's attempts, written down in its record.
@@ -413,13 +491,15 @@ struct Record<'a> {
     later: &'a Later,
     key: Option<&'a str>,
     pending: &'a mut Pending,
+    /// The gate this replica holds for the message.
+    gate: Option<String>,
+    /// Whether the record was left (not this replica's any more, or the
+    /// store did not answer): nothing was sent, and it is not deleted.
+    left: bool,
 }
 
-impl Journal for Record<'_> {
-    async fn sending(&mut self) -> bool {
-        let (Some(store), Some(key)) = (&self.later.store, self.key) else {
-            return true;
-        };
+impl Record<'_> {
+    async fn holds(&mut self, store: &Store, key: &str) -> bool {
         if !self.later.alive().await {
             return false;
         }
@@ -428,13 +508,38 @@ impl Journal for Record<'_> {
             Ok(Some(found)) if found.owner == self.later.replica => {}
             _ => return false,
         }
+        if self.gate.is_none() {
+            let gate = gate_key(key, self.pending.next);
+            if !matches!(store.increment(JOURNAL, &gate, 1).await, Ok(1)) {
+                return false;
+            }
+            // It outlives the record, so that no stale copy sends again.
+            let _ = store.set(JOURNAL, &gate, b"1".to_vec(), Some(KEEP)).await;
+            self.gate = Some(gate);
+        }
         self.pending.in_flight = true;
         self.later.save(Some(key), self.pending).await
+    }
+}
+
+impl Journal for Record<'_> {
+    async fn sending(&mut self) -> bool {
+        let (Some(store), Some(key)) = (&self.later.store, self.key) else {
+            return true;
+        };
+        let holds = self.holds(store, key).await;
+        self.left = !holds;
+        holds
     }
 
     async fn not_sent(&mut self) {
         self.pending.in_flight = false;
-        self.later.save(self.key, self.pending).await;
+        if self.later.save(self.key, self.pending).await
+            && let (Some(store), Some(gate)) = (&self.later.store, self.gate.take())
+        {
+            // Surely not sent: whoever holds the record may try again.
+            let _ = store.delete(JOURNAL, &gate).await;
+        }
     }
 }
 
@@ -443,10 +548,16 @@ fn record(pending: &Pending) -> Vec<u8> {
 }
 
 async fn read(store: &Store, key: &str) -> Result<Option<Pending>, crate::state::StateError> {
-    Ok(store
-        .get(JOURNAL, key)
-        .await?
-        .and_then(|bytes| serde_json::from_slice(&bytes).ok()))
+    let Some(bytes) = store.get(JOURNAL, key).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(pending) => Ok(Some(pending)),
+        Err(e) => {
+            tracing::warn!("replies later: {key} is not a pending reply ({e}); left to expire");
+            Ok(None)
+        }
+    }
 }
 
 /// 128 random bits, in hex.

@@ -258,6 +258,7 @@ impl Runtime {
         MemoryStats {
             budget: self.limits.memory_budget,
             in_use: self.budget.used(),
+            deferred: self.budget.deferred(),
             per_instance: self.limits.memory,
             idle_reserved: self.keep.reserved,
             idle_resident: idle,
@@ -324,6 +325,9 @@ pub struct MemoryStats {
     pub budget: usize,
     /// Linear memory of the instances alive now, in bytes.
     pub in_use: usize,
+    /// What the calls that deferred their reply hold of it (at most half
+    /// of `budget`), in bytes.
+    pub deferred: usize,
     /// Linear memory one instance may use, in bytes.
     pub per_instance: usize,
     /// The most free pool slots may keep resident (dirtied pages kept for
@@ -332,10 +336,6 @@ pub struct MemoryStats {
     /// What free pool slots keep resident now, in bytes.
     pub idle_resident: usize,
 }
-
-/// The budget key of the memory of calls that deferred their reply: no
-/// plugin id has a `_`.
-pub(super) const DEFERRED: &str = "_deferred";
 
 /// The linear memory of all live instances together, against a limit, and
 /// each plugin's part of it against its cap: with several plugins loaded,
@@ -356,6 +356,9 @@ pub(super) struct MemoryBudget {
 struct BudgetState {
     used: usize,
     by_plugin: HashMap<Arc<str>, usize>,
+    /// What the calls that deferred their reply hold (counted in their
+    /// plugins' too).
+    deferred: usize,
 }
 
 /// Why the budget refused memory.
@@ -382,17 +385,11 @@ impl MemoryBudget {
         self.plugins.store(loaded, Ordering::Relaxed);
     }
 
-    /// What `key` may hold: the calls that deferred their reply, together,
-    /// half of the budget (at least one instance's worth), so that
-    /// answering messages always has the other half; a plugin, [`cap`].
-    ///
-    /// [`cap`]: MemoryBudget::cap
-    fn cap_of(&self, key: &str) -> usize {
-        if key == DEFERRED {
-            (self.limit / 2).max(self.per_instance).min(self.limit)
-        } else {
-            self.cap()
-        }
+    /// What the calls that deferred their reply may hold together: half
+    /// of the budget (at least one instance's worth), so that answering
+    /// messages always has the other half.
+    fn deferred_cap(&self) -> usize {
+        (self.limit / 2).max(self.per_instance).min(self.limit)
     }
 
     /// What one plugin may hold: all of it when it is alone, else half
@@ -416,55 +413,66 @@ impl MemoryBudget {
             .unwrap_or(0)
     }
 
-    fn reserve(&self, plugin: &Arc<str>, bytes: usize) -> Result<(), Refused> {
+    /// Takes `bytes` for an instance of `plugin` (one that deferred its
+    /// reply, if `deferred`).
+    fn reserve(&self, plugin: &Arc<str>, bytes: usize, deferred: bool) -> Result<(), Refused> {
         if bytes == 0 {
             return Ok(());
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let mine = state.by_plugin.get(plugin).copied().unwrap_or(0);
-        let cap = self.cap_of(plugin);
+        let cap = self.cap();
         if cap < self.limit && mine.saturating_add(bytes) > cap {
+            return Err(Refused::OverCap);
+        }
+        if deferred && state.deferred.saturating_add(bytes) > self.deferred_cap() {
             return Err(Refused::OverCap);
         }
         if state.used.saturating_add(bytes) > self.limit {
             return Err(Refused::Full);
         }
         state.used += bytes;
+        if deferred {
+            state.deferred += bytes;
+        }
         *state.by_plugin.entry(plugin.clone()).or_default() += bytes;
         Ok(())
     }
 
-    /// Counts `bytes` held under `from` under `to` instead, if `to`'s cap
-    /// allows.
-    fn transfer(&self, from: &Arc<str>, to: &Arc<str>, bytes: usize) -> Result<(), Refused> {
+    /// Counts `bytes` an instance holds among the calls that deferred,
+    /// if their share allows.
+    fn defer(&self, bytes: usize) -> Result<(), Refused> {
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        let theirs = state.by_plugin.get(to).copied().unwrap_or(0);
-        let cap = self.cap_of(to);
-        if cap < self.limit && theirs.saturating_add(bytes) > cap {
+        if state.deferred.saturating_add(bytes) > self.deferred_cap() {
             return Err(Refused::OverCap);
         }
-        if let Some(mine) = state.by_plugin.get_mut(from) {
-            *mine = mine.saturating_sub(bytes);
-            if *mine == 0 {
-                state.by_plugin.remove(from);
-            }
-        }
-        *state.by_plugin.entry(to.clone()).or_default() += bytes;
+        state.deferred += bytes;
         Ok(())
     }
 
-    fn release(&self, plugin: &Arc<str>, bytes: usize) {
+    fn release(&self, plugin: &Arc<str>, bytes: usize, deferred: bool) {
         if bytes == 0 {
             return;
         }
         let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         state.used = state.used.saturating_sub(bytes);
+        if deferred {
+            state.deferred = state.deferred.saturating_sub(bytes);
+        }
         if let Some(mine) = state.by_plugin.get_mut(plugin) {
             *mine = mine.saturating_sub(bytes);
             if *mine == 0 {
                 state.by_plugin.remove(plugin);
             }
         }
+    }
+
+    /// What the calls that deferred hold now.
+    fn deferred(&self) -> usize {
+        self.state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .deferred
     }
 
     fn used(&self) -> usize {
@@ -483,6 +491,8 @@ pub(super) struct Limiter {
     plugin: Arc<str>,
     per_instance: usize,
     reserved: usize,
+    /// Whether the call deferred its reply.
+    deferred: bool,
     /// Why the budget refused a growth, if it did.
     refused: Option<Refused>,
 }
@@ -494,6 +504,7 @@ impl Limiter {
             plugin,
             per_instance,
             reserved: 0,
+            deferred: false,
             refused: None,
         }
     }
@@ -501,20 +512,17 @@ impl Limiter {
 
 impl Limiter {
     /// From now on, counts this instance's memory among the calls that
-    /// deferred their reply (see [`MemoryBudget::cap_of`]); `false` if
-    /// they hold their share already.
+    /// deferred their reply too (see [`MemoryBudget::deferred_cap`]);
+    /// `false` if they hold their share already.
     pub(super) fn defer(&mut self) -> bool {
-        let deferred: Arc<str> = Arc::from(DEFERRED);
-        if self.plugin == deferred {
+        if self.deferred {
             return true;
         }
-        match self.budget.transfer(&self.plugin, &deferred, self.reserved) {
-            Ok(()) => {
-                self.plugin = deferred;
-                true
-            }
-            Err(_) => false,
+        if self.budget.defer(self.reserved).is_err() {
+            return false;
         }
+        self.deferred = true;
+        true
     }
 }
 
@@ -534,7 +542,7 @@ impl ResourceLimiter for Limiter {
         if self.reserved.saturating_add(more) > self.per_instance {
             return Ok(false);
         }
-        if let Err(refused) = self.budget.reserve(&self.plugin, more) {
+        if let Err(refused) = self.budget.reserve(&self.plugin, more, self.deferred) {
             self.refused = Some(refused);
             return Ok(false);
         }
@@ -569,7 +577,8 @@ impl ResourceLimiter for Limiter {
 
 impl Drop for Limiter {
     fn drop(&mut self) {
-        self.budget.release(&self.plugin, self.reserved);
+        self.budget
+            .release(&self.plugin, self.reserved, self.deferred);
     }
 }
 
@@ -589,22 +598,32 @@ mod tests {
         assert!(a.memory_growing(0, 30, None).unwrap());
         assert!(b.memory_growing(0, 30, None).unwrap());
         assert!(a.defer());
-        assert_eq!(budget.held_by(DEFERRED), 30);
-        assert_eq!(budget.held_by("slow"), 30);
+        assert_eq!(budget.deferred(), 30);
+        assert_eq!(budget.held_by("slow"), 60, "still the plugin's");
         assert!(a.memory_growing(30, 50, None).unwrap(), "up to half");
         assert!(!a.memory_growing(50, 51, None).unwrap());
         assert_eq!(a.refused, Some(Refused::OverCap));
-        // Half is taken: another call may not defer, and stays the
-        // plugin's; answering messages still has the rest.
+        // Half is taken: another call may not defer; answering messages
+        // still has the rest.
         assert!(!b.defer());
-        assert_eq!(budget.held_by("slow"), 30);
         assert!(b.memory_growing(30, 50, None).unwrap());
         drop(a);
-        assert_eq!(budget.held_by(DEFERRED), 0);
+        assert_eq!(budget.deferred(), 0);
         assert!(b.defer());
         drop(b);
-        assert_eq!(budget.used(), 0);
-        assert_eq!(budget.held_by(DEFERRED), 0);
+        assert_eq!((budget.used(), budget.deferred()), (0, 0));
+
+        // With several plugins, one keeps within its own half, deferred
+        // calls included: it cannot hold its half live and the deferred
+        // half too.
+        budget.set_plugins(2);
+        let mut live = Limiter::new(budget.clone(), slow.clone(), 60);
+        let mut later = Limiter::new(budget.clone(), slow.clone(), 60);
+        assert!(live.memory_growing(0, 40, None).unwrap());
+        assert!(later.defer());
+        assert!(later.memory_growing(0, 10, None).unwrap());
+        assert!(!later.memory_growing(10, 11, None).unwrap());
+        assert_eq!(later.refused, Some(Refused::OverCap));
     }
 
     #[test]

@@ -139,10 +139,22 @@ impl std::fmt::Display for Location {
     }
 }
 
+/// The limits of the server's own namespaces (those that start with `_`,
+/// which no plugin id does): the replies later wait there.
+const SERVER: Limits = Limits {
+    max_value: 1 << 20,
+    max_keys: 1_000_000,
+    max_bytes: 1 << 30,
+    max_ops: u32::MAX,
+    timeout: Duration::from_secs(1),
+};
+
 /// The plugin state of this process.
 pub struct Store {
     backend: Backend,
     limits: Limits,
+    /// [`SERVER`], within the operator's time limit.
+    server: Limits,
     location: Location,
     /// Operations that found the store unreachable or too slow.
     unavailable: std::sync::atomic::AtomicU64,
@@ -168,6 +180,10 @@ impl Store {
         };
         Ok(Store {
             backend,
+            server: Limits {
+                timeout: limits.timeout,
+                ..SERVER
+            },
             limits,
             location: location.clone(),
             unavailable: Default::default(),
@@ -183,6 +199,16 @@ impl Store {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
+    }
+
+    /// The limits of `namespace`: the operator's for a plugin, the
+    /// server's for its own (a name that starts with `_`).
+    fn limits_of(&self, namespace: &str) -> &Limits {
+        if namespace.starts_with('_') {
+            &self.server
+        } else {
+            &self.limits
+        }
     }
 
     pub fn location(&self) -> &Location {
@@ -225,9 +251,10 @@ impl Store {
         ttl: Option<Duration>,
     ) -> Result<(), StateError> {
         valid_key(key)?;
-        if value.len() > self.limits.max_value {
+        let limits = self.limits_of(plugin);
+        if value.len() > limits.max_value {
             return Err(StateError::TooLarge(
-                u32::try_from(self.limits.max_value).unwrap_or(u32::MAX),
+                u32::try_from(limits.max_value).unwrap_or(u32::MAX),
             ));
         }
         if let Some(ttl) = ttl
@@ -238,14 +265,8 @@ impl Store {
             ));
         }
         match &self.backend {
-            Backend::Sqlite(db) => {
-                self.timed(db.set(plugin, key, value, ttl, &self.limits))
-                    .await
-            }
-            Backend::Redis(db) => {
-                self.timed(db.set(plugin, key, &value, ttl, &self.limits))
-                    .await
-            }
+            Backend::Sqlite(db) => self.timed(db.set(plugin, key, value, ttl, limits)).await,
+            Backend::Redis(db) => self.timed(db.set(plugin, key, &value, ttl, limits)).await,
             Backend::Off => Err(off()),
         }
     }
@@ -263,11 +284,11 @@ impl Store {
         valid_key(key)?;
         match &self.backend {
             Backend::Sqlite(db) => {
-                self.timed(db.increment(plugin, key, delta, &self.limits))
+                self.timed(db.increment(plugin, key, delta, self.limits_of(plugin)))
                     .await
             }
             Backend::Redis(db) => {
-                self.timed(db.increment(plugin, key, delta, &self.limits))
+                self.timed(db.increment(plugin, key, delta, self.limits_of(plugin)))
                     .await
             }
             Backend::Off => Err(off()),

@@ -20,6 +20,7 @@
 //! | `manyfields` | creates `wasi:http` header maps without end (host memory) |
 //! | `deferspin` | defers its reply (`later`), then loops for ever: only the later time limit ends it |
 //! | `deferquick` | defers its reply, then answers "quick answer" at once |
+//! | `deferwait` | defers its reply ("wait for it"), then answers "waited answer" 50 ms later |
 #![cfg(target_arch = "wasm32")]
 
 use wasmbot_plugin::{Message, Plugin, PluginInfo, Reply, Trigger, http};
@@ -120,7 +121,11 @@ impl Plugin for Fetcher {
     fn handle(msg: Message) -> Result<Option<Reply>, String> {
         let base = wasmbot_plugin::config("base_url").unwrap_or_default();
         let body = msg.body;
-        let said = if body.contains("deferquick") {
+        let said = if body.contains("deferwait") {
+            let _ = wasmbot_plugin::later::defer(Some("wait for it"));
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            "waited answer".to_owned()
+        } else if body.contains("deferquick") {
             let _ = wasmbot_plugin::later::defer(Some("wait for it"));
             "quick answer".to_owned()
         } else if body.contains("deferspin") {
