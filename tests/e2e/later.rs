@@ -178,20 +178,24 @@ fn field<'a>(form: &'a [(String, String)], name: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// Replies later through the fake Twilio, with the account's Auth Token.
+fn send_through(c: &mut Config, fakes: &Fakes) {
+    c.twilio_api = Some(Credentials {
+        account_sid: ACCOUNT.into(),
+        api_key: None,
+        secret: Secret(TOKEN.into()),
+    });
+    c.twilio_api_url = fakes.url("");
+}
+
 /// A bot with `ask` (pointed at the fake model) and `cat`; `twilio` sends
 /// replies later through the fake Twilio.
 async fn bot(fakes: &Fakes, twilio: bool, configure: impl FnOnce(&mut Config)) -> Bot {
     let model = fakes.url("/v1/chat/completions");
-    let api = fakes.url("");
     Bot::start(&[("ask.wasm", ASK), ("cat.wasm", CAT)], |c| {
         c.env.insert("WASMBOT_ASK__URL".into(), model);
         if twilio {
-            c.twilio_api = Some(Credentials {
-                account_sid: ACCOUNT.into(),
-                api_key: None,
-                secret: Secret(TOKEN.into()),
-            });
-            c.twilio_api_url = api;
+            send_through(c, fakes);
         }
         c.later.timeout = Duration::from_secs(10);
         configure(c);
@@ -301,12 +305,7 @@ async fn a_deferred_call_done_while_others_run_replies_in_the_answer() {
     let fakes = Fakes::start(First::Take).await;
     let stub = Stub::start().await;
     let bot = Bot::start(&[("fetcher.wasm", FETCHER), ("quote.wasm", QUOTE)], |c| {
-        c.twilio_api = Some(Credentials {
-            account_sid: ACCOUNT.into(),
-            api_key: None,
-            secret: Secret(TOKEN.into()),
-        });
-        c.twilio_api_url = fakes.url("");
+        send_through(c, &fakes);
         c.env
             .insert("WASMBOT_QUOTE__URL".into(), stub.url("/inflight"));
     })
@@ -336,12 +335,7 @@ async fn a_deferred_call_done_at_once_replies_in_the_answer() {
     // webhook's, so it goes there, and nothing through the Messages API.
     let fakes = Fakes::start(First::Take).await;
     let bot = Bot::start(&[("fetcher.wasm", FETCHER)], |c| {
-        c.twilio_api = Some(Credentials {
-            account_sid: ACCOUNT.into(),
-            api_key: None,
-            secret: Secret(TOKEN.into()),
-        });
-        c.twilio_api_url = fakes.url("");
+        send_through(c, &fakes);
     })
     .await;
     for _ in 0..5 {
@@ -372,12 +366,7 @@ async fn a_call_that_defers_and_never_ends_is_cut_at_the_later_limit() {
     // place among the deferred calls) for ever.
     let fakes = Fakes::start(First::Take).await;
     let bot = Bot::start(&[("fetcher.wasm", FETCHER)], |c| {
-        c.twilio_api = Some(Credentials {
-            account_sid: ACCOUNT.into(),
-            api_key: None,
-            secret: Secret(TOKEN.into()),
-        });
-        c.twilio_api_url = fakes.url("");
+        send_through(c, &fakes);
         c.later.timeout = Duration::from_millis(2500);
         c.later.max_calls = 1;
     })
