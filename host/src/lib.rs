@@ -111,7 +111,7 @@ impl Server {
         if let Some(credentials) = &config.twilio_api {
             let twilio = deliver::Twilio::new(&config.twilio_api_url, credentials.clone())
                 .map_err(|e| anyhow::anyhow!("Twilio Messages API: {e}"))?;
-            let mut replies = later::Later::new(Ok(twilio), config.later.clone());
+            let mut replies = later::Later::new(twilio, config.later.clone());
             if let Some(store) = registry.runtime().state() {
                 replies = replies.with_store(store.clone());
             }
