@@ -282,11 +282,17 @@ impl IntoResponse for WebhookError {
 
 async fn bot(
     State(state): State<Arc<AppState>>,
-    OriginalUri(uri): OriginalUri,
-    headers: HeaderMap,
-    body: axum::body::Body,
+    request: axum::extract::Request,
 ) -> Result<Response, WebhookError> {
     let started = Instant::now();
+    // Taken apart rather than extracted: the `HeaderMap` extractor copies
+    // every header.
+    let (parts, body) = request.into_parts();
+    let uri = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or(&parts.uri, |original| &original.0);
+    let headers = &parts.headers;
     let is_form = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -322,7 +328,7 @@ async fn bot(
     };
     let params = parse_form(&body);
     if let Some(auth) = &state.auth {
-        check_signature(auth, &uri, &headers, &body, &params)?;
+        check_signature(auth, uri, headers, &body, &params)?;
     }
 
     let metrics = &state.dispatcher.metrics;
@@ -376,14 +382,32 @@ async fn bot(
     }
     tracing::info!(
         sid,
-        answered = ?answer.answered,
-        deferred = ?answer.deferred,
-        failed = ?answer.failed.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+        answered = %Ids(answer.answered.iter().map(String::as_str)),
+        deferred = %Ids(answer.deferred.iter().map(String::as_str)),
+        failed = %Ids(answer.failed.iter().map(|(id, _)| id.as_str())),
         messages = answer.messages.len(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "message"
     );
     Ok(twiml_response(xml))
+}
+
+/// Plugin ids as a log field, `[cat, quote]`: written straight into the
+/// line, without the quotes and escaping of `Debug` (an id is lowercase
+/// letters, digits and dashes) or a list to hold them.
+struct Ids<I>(I);
+
+impl<'a, I: Iterator<Item = &'a str> + Clone> std::fmt::Display for Ids<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[")?;
+        for (i, id) in self.0.clone().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            f.write_str(id)?;
+        }
+        f.write_str("]")
+    }
 }
 
 /// Time to receive a whole webhook body once the headers are in. Twilio

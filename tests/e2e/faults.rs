@@ -309,6 +309,31 @@ async fn a_plugin_failing_in_a_row_is_disabled_until_a_rescan() {
     bot.stop().await;
 }
 
+/// Without a folder the WASI context is built at the plugin's first WASI
+/// call, not with the store: what the operator granted is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn variables_granted_without_a_folder_reach_the_plugin() {
+    let home = std::env::var("HOME").unwrap_or_default();
+    // An empty value would pass with no variable granted at all.
+    assert!(
+        !home.is_empty() && !home.contains(['&', '<', '>', '"']),
+        "this test needs HOME set, without XML's special characters: {home:?}"
+    );
+    let bot = Bot::start(&[("hostile.wasm", HOSTILE)], |c| {
+        c.file_plugins.insert(
+            "hostile".into(),
+            [("grant_env".to_string(), "HOME".to_string())].into(),
+        );
+    })
+    .await;
+    let xml = bot.message("files").await.twiml().to_owned();
+    let expected = format!(
+        "files: false; data: &quot;&quot;; write: false; env: &quot;{home}&quot;; socket: false"
+    );
+    assert_eq!(only_body(&xml), expected);
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_operator_can_grant_a_folder_and_variables_read_only() {
     let data = tempfile::tempdir().unwrap();

@@ -65,7 +65,12 @@ impl PluginCtx {
 
 /// The state of one store: one call of one plugin.
 pub(super) struct HostState {
-    pub(super) wasi: WasiCtx,
+    /// Built at the first WASI call ([`wasi`]): a plugin that makes none
+    /// (cat) never pays for it. Built at once when a folder is granted, so
+    /// a folder that cannot be opened fails the call.
+    pub(super) wasi: Option<WasiCtx>,
+    /// The plugin's stderr, whose tail explains a trap.
+    pub(super) stderr: StderrTail,
     pub(super) table: ResourceTable,
     pub(super) limiter: Limiter,
     pub(super) ctx: Arc<PluginCtx>,
@@ -175,10 +180,23 @@ pub(super) fn logged(plugin: &str, started: Instant, outcome: Result<u16, &dyn s
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: self
+                .wasi
+                .get_or_insert_with(|| wasi(&self.ctx, &self.stderr).build()),
             table: &mut self.table,
         }
     }
+}
+
+/// A call's WASI context, folder aside. Deny by default: no environment,
+/// arguments, files or sockets, except what the operator granted.
+pub(super) fn wasi(ctx: &PluginCtx, stderr: &StderrTail) -> wasmtime_wasi::WasiCtxBuilder {
+    let mut wasi = WasiCtx::builder();
+    wasi.stderr(stderr.clone());
+    for (name, value) in &ctx.grant.env {
+        wasi.env(name, value);
+    }
+    wasi
 }
 
 impl HostState {
@@ -421,25 +439,34 @@ macro_rules! contract {
                 }
             }
 
-            pub(in crate::runtime) fn message(m: &Inbound) -> wit::types::Message {
+            /// The message as the plugin gets it: borrowed, lowered
+            /// straight from the host's copy.
+            pub(in crate::runtime) fn message<'a>(
+                m: &'a Inbound,
+                params: &'a [(&'a str, &'a str)],
+                media: &'a [wit::types::Media<'a>],
+            ) -> wit::types::Message<'a> {
                 wit::types::Message {
-                    body: m.body.clone(),
-                    from: m.from.clone(),
-                    to: m.to.clone(),
-                    message_sid: m.message_sid.clone(),
-                    account_sid: m.account_sid.clone(),
-                    profile_name: m.profile_name.clone(),
-                    wa_id: m.wa_id.clone(),
-                    media: m
-                        .media
-                        .iter()
-                        .map(|x| wit::types::Media {
-                            url: x.url.clone(),
-                            content_type: x.content_type.clone(),
-                        })
-                        .collect(),
-                    params: m.params.clone(),
+                    body: &m.body,
+                    from: &m.from,
+                    to: &m.to,
+                    message_sid: &m.message_sid,
+                    account_sid: &m.account_sid,
+                    profile_name: m.profile_name.as_deref(),
+                    wa_id: m.wa_id.as_deref(),
+                    media,
+                    params,
                 }
+            }
+
+            pub(in crate::runtime) fn media(m: &Inbound) -> Vec<wit::types::Media<'_>> {
+                m.media
+                    .iter()
+                    .map(|x| wit::types::Media {
+                        url: &x.url,
+                        content_type: &x.content_type,
+                    })
+                    .collect()
             }
 
             pub(in crate::runtime) fn reply(r: wit::types::Reply) -> Reply {
@@ -554,6 +581,14 @@ impl tokio::io::AsyncWrite for StderrTail {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         Poll::Ready(Ok(()))
     }
+}
+
+/// Every webhook parameter, borrowed, as both contracts lower them.
+pub(super) fn params(m: &crate::message::Inbound) -> Vec<(&str, &str)> {
+    m.params
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
 }
 
 #[cfg(test)]

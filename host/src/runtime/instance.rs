@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use wasmtime::component::ResourceTable;
 use wasmtime::{ResourceLimiter, Store, Trap, UpdateDeadline};
-use wasmtime_wasi::{FsPerms, WasiCtx};
+use wasmtime_wasi::FsPerms;
 
 /// Resources (streams, pollables, HTTP requests, bodies and fields…) one
 /// call may hold at once: a plugin needs tens (CPython and SpiderMonkey
@@ -37,12 +37,19 @@ pub(super) enum Contract {
 pub(super) type Run<'a, R> =
     Pin<Box<dyn Future<Output = Result<R, (bool, wasmtime::Error)>> + Send + 'a>>;
 
+/// Tells the compiler that a [`Run`] borrowing the store for `'a` may also
+/// borrow what the caller lent for `'m` (a message lowered without a copy):
+/// `'m` outlives any `'a` a store is borrowed for.
+pub(super) type Lent<'a, 'm> = std::marker::PhantomData<&'a &'m ()>;
+
 /// `run!(pre, |handler, store| handler.call_x(store, ..))`: instantiates
 /// `pre` in the store [`Runtime::call`] prepared and calls one export.
 macro_rules! run {
     ($pre:expr, |$handler:ident, $store:ident| $call:expr) => {{
         let pre = $pre.clone();
-        move |$store: &mut wasmtime::Store<HostState>| -> $crate::runtime::instance::Run<'_, _> {
+        move |$store: &mut wasmtime::Store<HostState>,
+              _: $crate::runtime::instance::Lent<'_, '_>|
+              -> $crate::runtime::instance::Run<'_, _> {
             Box::pin(async move {
                 let instance = pre
                     .instantiate_async(&mut *$store)
@@ -132,25 +139,27 @@ impl Plugin {
         let (runtime, ctx) = (&self.runtime, self.ctx.clone());
         let answer = match &self.contract {
             Contract::V0_2(pre) => {
-                let msg = host::v0_2::message(msg);
+                let (params, media) = (host::params(msg), host::v0_2::media(msg));
+                let msg = host::v0_2::message(msg, &params, &media);
                 runtime
                     .call(
                         ctx,
                         deadline,
                         defer,
-                        run!(pre, |h, s| h.call_handle(s, &msg)),
+                        run!(pre, |h, s| h.call_handle(s, msg)),
                     )
                     .await?
                     .map(|reply| reply.map(host::v0_2::reply))
             }
             Contract::V0_1(pre) => {
-                let msg = host::v0_1::message(msg);
+                let (params, media) = (host::params(msg), host::v0_1::media(msg));
+                let msg = host::v0_1::message(msg, &params, &media);
                 runtime
                     .call(
                         ctx,
                         deadline,
                         defer,
-                        run!(pre, |h, s| h.call_handle(s, &msg)),
+                        run!(pre, |h, s| h.call_handle(s, msg)),
                     )
                     .await?
                     .map(|reply| reply.map(host::v0_1::reply))
@@ -163,33 +172,32 @@ impl Plugin {
 impl Runtime {
     /// Runs `run` (see [`run!`]) in a fresh store with `deadline`, and
     /// `defer` for its `later` import.
-    pub(super) async fn call<R>(
+    pub(super) async fn call<'m, R>(
         &self,
         ctx: Arc<PluginCtx>,
         deadline: Deadline,
         defer: Option<Defer>,
-        run: impl for<'a> FnOnce(&'a mut Store<HostState>) -> Run<'a, R> + Send,
+        run: impl for<'a> FnOnce(&'a mut Store<HostState>, Lent<'a, 'm>) -> Run<'a, R> + Send + 'm,
     ) -> Result<R, PluginError> {
         let stderr = StderrTail::default();
-        // Deny by default: no environment, arguments, files or sockets,
-        // except what the operator granted.
-        let mut wasi = WasiCtx::builder();
-        wasi.stderr(stderr.clone());
-        for (name, value) in &ctx.grant.env {
-            wasi.env(name, value);
-        }
-        if let Some(dir) = &ctx.grant.dir {
-            wasi.preopened_dir(dir, "/data", FsPerms::ReadOnly)
-                .map_err(|e| {
-                    PluginError::instantiate(&format!("granted folder {}: {e}", dir.display()))
-                })?;
-        }
+        let wasi = match &ctx.grant.dir {
+            Some(dir) => {
+                let mut wasi = host::wasi(&ctx, &stderr);
+                wasi.preopened_dir(dir, "/data", FsPerms::ReadOnly)
+                    .map_err(|e| {
+                        PluginError::instantiate(&format!("granted folder {}: {e}", dir.display()))
+                    })?;
+                Some(wasi.build())
+            }
+            None => None,
+        };
         let mut table = ResourceTable::new();
         // Host memory a plugin can make the host hold in one call: streams,
         // pollables, HTTP fields and requests are table entries.
         table.set_max_capacity(MAX_RESOURCES);
         let state = HostState {
-            wasi: wasi.build(),
+            wasi,
+            stderr: stderr.clone(),
             table,
             limiter: Limiter::new(self.budget.clone(), ctx.memory_key(), self.limits.memory),
             http: super::wasi_http::context(),
@@ -219,7 +227,7 @@ impl Runtime {
         // The epoch trap cuts guest code; this also bounds time spent
         // waiting in host calls.
         let outcome = {
-            let mut running = run(&mut store);
+            let mut running = run(&mut store, std::marker::PhantomData);
             loop {
                 let at = deadline.get();
                 tokio::select! {

@@ -50,6 +50,9 @@ mod bindings {
             world: "behaviour",
             imports: { default: async },
             exports: { default: async },
+            // A message is lowered from borrowed strings: no copy of it
+            // per call.
+            ownership: Borrowing { duplicate_if_necessary: true },
             // The world's WASI imports are wasmtime's (linked by
             // `wasmtime_wasi` and `wasmtime_wasi_http`), not ours.
             with: {
@@ -68,6 +71,7 @@ mod bindings {
             world: "behaviour",
             imports: { default: async },
             exports: { default: async },
+            ownership: Borrowing { duplicate_if_necessary: true },
         });
     }
 }
