@@ -31,10 +31,19 @@ fi
 
 work="$(mktemp -d /tmp/wasmbot-replicas.XXXXXX)"
 pids=()
+# The scratch folder goes when the run succeeds (KEEP_WORK=1 keeps it);
+# a failed run keeps it, with the servers', Redis's and nginx's logs.
 cleanup() {
+  local status=$?
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   [ -f "$work/nginx.pid" ] && kill "$(cat "$work/nginx.pid")" 2>/dev/null || true
   wait 2>/dev/null || true
+  if [ "$status" = 0 ] && [ -z "${KEEP_WORK:-}" ]; then
+    rm -rf "$work"
+  else
+    echo "kept $work (the logs are there)" >&2
+  fi
+  true
 }
 trap cleanup EXIT
 

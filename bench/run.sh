@@ -13,7 +13,8 @@
 # Extra environment for the server: WASMBOT_* variables pass through;
 # WASMBOT_BIN=path runs that binary instead of building this checkout's;
 # PLUGINS_FROM=dir serves that folder's quote.wasm and cat.wasm instead of
-# the bundled ones (e.g. builds of another commit).
+# the bundled ones (e.g. builds of another commit); KEEP_WORK=1 keeps the
+# scratch folder and the server's log after a successful run.
 set -euo pipefail
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 harness="${BENCH_HARNESS:-$repo/../shared/bench}"
@@ -43,8 +44,17 @@ work="$(mktemp -d /tmp/wasmbot-bench.XXXXXX)"
 mkdir -p "$work/plugins"
 plugins_from="${PLUGINS_FROM:-$repo/plugins}"
 cp "$plugins_from/quote.wasm" "$plugins_from/cat.wasm" "$work/plugins/"
+# The scratch folder goes when the run succeeds: the server's log holds a
+# line per message, some 150 MB a run. KEEP_WORK=1 keeps it; a failed run
+# keeps it and says where.
 cleanup() {
+  local status=$?
   [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
+  if [ "$status" = 0 ] && [ -z "${KEEP_WORK:-}" ]; then
+    rm -rf "$work"
+  else
+    echo "kept $work (the server's log is there)" >&2
+  fi
   true
 }
 trap cleanup EXIT
