@@ -21,24 +21,19 @@ pub struct Options {
 pub fn inbound(body: &str, from: &str, n: u64) -> Inbound {
     let sid = format!("SMchat{n:028}");
     let digits: String = from.chars().filter(char::is_ascii_digit).collect();
-    Inbound::from_params(
-        [
-            ("MessageSid", sid.as_str()),
-            ("SmsMessageSid", sid.as_str()),
-            ("AccountSid", "ACchat0000000000000000000000000000"),
-            ("From", from),
-            ("To", "whatsapp:+14155238886"),
-            ("Body", body),
-            ("NumMedia", "0"),
-            ("ProfileName", "wasmbot chat"),
-            ("WaId", digits.as_str()),
-            ("SmsStatus", "received"),
-            ("ApiVersion", "2010-04-01"),
-        ]
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect(),
-    )
+    Inbound::from_params([
+        ("MessageSid", sid.as_str()),
+        ("SmsMessageSid", sid.as_str()),
+        ("AccountSid", "ACchat0000000000000000000000000000"),
+        ("From", from),
+        ("To", "whatsapp:+14155238886"),
+        ("Body", body),
+        ("NumMedia", "0"),
+        ("ProfileName", "wasmbot chat"),
+        ("WaId", digits.as_str()),
+        ("SmsStatus", "received"),
+        ("ApiVersion", "2010-04-01"),
+    ])
 }
 
 /// The messages as a person reads them on the phone: one block per

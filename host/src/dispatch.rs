@@ -236,7 +236,7 @@ impl Dispatcher {
             match joined {
                 Ok((index, Outcome::Done(Err(PluginError::Capacity(why)), took))) => {
                     let id = &snapshot.plugins[index].id;
-                    self.metrics.call(id.as_str(), Err("capacity"), took);
+                    self.metrics.call(id, Err("capacity"), took);
                     verdict(false);
                     refuse(&mut results, &mut tasks).await;
                     tracing::warn!(plugin = %id, "message refused, the host is at capacity: {why}");
@@ -423,7 +423,7 @@ fn account(
 ) {
     let id = loaded.id.as_str();
     metrics.call(
-        id,
+        &loaded.id,
         result
             .as_ref()
             .map(Option::is_some)

@@ -114,8 +114,8 @@ pub fn merge<'a>(
         .count()
         .max(1);
     let media_share = (limits.max_messages * per_message / showers).max(1);
-    let mut texts = Vec::new();
-    let mut media = Vec::new();
+    let mut texts = Vec::with_capacity(replies.len());
+    let mut media = Vec::with_capacity(replies.len());
     for (plugin, reply) in replies {
         if let Some(text) = texts_of(reply) {
             let kept = truncate(text, share);

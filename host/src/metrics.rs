@@ -8,13 +8,17 @@
 //! Label values are plugin ids (bounded by the plugins folder) and fixed
 //! words: no text from a request or a plugin becomes a label.
 
+use crate::policy::PluginId;
 use crate::registry::Registry;
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric as _};
+use prometheus_client::encoding::{
+    DescriptorEncoder, EncodeLabelSet, EncodeLabelValue, EncodeMetric as _, LabelValueEncoder,
+};
 use prometheus_client::metrics::counter::{ConstCounter, Counter};
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,21 +27,36 @@ struct Outcome {
     outcome: &'static str,
 }
 
+// Labels of every call carry the plugin's shared id: counting a call
+// allocates nothing.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginCall {
-    plugin: String,
+    plugin: PluginId,
     outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginFailure {
-    plugin: String,
+    plugin: PluginId,
     kind: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct PluginLabel {
+    plugin: PluginId,
+}
+
+/// What becomes of replies later: rare, labelled with a copy of the id.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaterCall {
     plugin: String,
+    outcome: &'static str,
+}
+
+impl EncodeLabelValue for PluginId {
+    fn encode(&self, encoder: &mut LabelValueEncoder) -> Result<(), std::fmt::Error> {
+        encoder.write_str(self.as_str())
+    }
 }
 
 /// How a message ended, for `wasmbot_messages_total{outcome}`.
@@ -77,7 +96,7 @@ pub struct Metrics {
     calls: Family<PluginCall, Counter>,
     failures: Family<PluginFailure, Counter>,
     call_seconds: Family<PluginLabel, Histogram, fn() -> Histogram>,
-    later: Family<PluginCall, Counter>,
+    later: Family<LaterCall, Counter>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -121,7 +140,7 @@ impl Metrics {
             "Time of one plugin call: instantiate, handle, drop",
             call_seconds.clone(),
         );
-        let later = Family::<PluginCall, Counter>::default();
+        let later = Family::<LaterCall, Counter>::default();
         registry.register(
             "replies_later",
             "Replies deferred by plugins, by what became of them (deferred; then sent, \
@@ -153,7 +172,7 @@ impl Metrics {
 
     /// One plugin call: `Ok(true)` answered, `Ok(false)` stayed silent,
     /// `Err(kind)` failed.
-    pub fn call(&self, plugin: &str, outcome: Result<bool, &'static str>, took: Duration) {
+    pub fn call(&self, plugin: &PluginId, outcome: Result<bool, &'static str>, took: Duration) {
         let label = match outcome {
             Ok(true) => "reply",
             Ok(false) => "silent",
@@ -161,21 +180,21 @@ impl Metrics {
         };
         self.calls
             .get_or_create(&PluginCall {
-                plugin: plugin.to_owned(),
+                plugin: plugin.clone(),
                 outcome: label,
             })
             .inc();
         if let Err(kind) = outcome {
             self.failures
                 .get_or_create(&PluginFailure {
-                    plugin: plugin.to_owned(),
+                    plugin: plugin.clone(),
                     kind,
                 })
                 .inc();
         }
         self.call_seconds
             .get_or_create(&PluginLabel {
-                plugin: plugin.to_owned(),
+                plugin: plugin.clone(),
             })
             .observe(took.as_secs_f64());
     }
@@ -186,7 +205,7 @@ impl Metrics {
     /// so Twilio retries it).
     pub fn later(&self, plugin: &str, outcome: &'static str) {
         self.later
-            .get_or_create(&PluginCall {
+            .get_or_create(&LaterCall {
                 plugin: plugin.to_owned(),
                 outcome,
             })

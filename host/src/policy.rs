@@ -27,6 +27,7 @@ use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// The settings keys that configure the host's policy rather than the
 /// plugin; a plugin never reads them through `config.get`.
@@ -40,10 +41,16 @@ pub const RESERVED_KEYS: &[&str] = &[
 /// A plugin's identity: the stem of its file in the plugins folder.
 /// Lowercase ASCII letters and digits, with single `-` between them, at
 /// most [`PluginId::MAX_LEN`] characters. No `_`: `a_b` and `a-b` would
-/// share their variables (`WASMBOT_A_B__…`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-#[serde(transparent)]
-pub struct PluginId(String);
+/// share their variables (`WASMBOT_A_B__…`). Shared, not copied: every
+/// call counts in metrics labelled with it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PluginId(Arc<str>);
+
+impl Serialize for PluginId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
+    }
+}
 
 impl PluginId {
     pub const MAX_LEN: usize = 64;
@@ -58,7 +65,7 @@ impl PluginId {
                         .bytes()
                         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
             });
-        valid.then(|| PluginId(id.to_owned()))
+        valid.then(|| PluginId(id.into()))
     }
 
     /// The id of the plugin file `file` (`quote.wasm` → `quote`).

@@ -19,13 +19,39 @@ use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet};
 use subtle::ConstantTimeEq;
 
+/// Form parameters, as `(name, value)` pairs in the order received: the
+/// webhook's decoded [`Params`](crate::message::Params), or a list.
+pub trait Pairs {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)>;
+}
+
+impl Pairs for crate::message::Params {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter()
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Pairs for [(K, V)] {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.iter().map(|(k, v)| (k.as_ref(), v.as_ref()))
+    }
+}
+
+impl<K: AsRef<str>, V: AsRef<str>> Pairs for Vec<(K, V)> {
+    fn pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.as_slice().pairs()
+    }
+}
+
 /// The string Twilio signs for `url` and the form `params`.
-pub fn canonical(url: &str, params: &[(String, String)]) -> String {
+pub fn canonical(url: &str, params: &(impl Pairs + ?Sized)) -> String {
     let mut sorted: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
-    for (name, value) in params {
+    let mut len = url.len();
+    for (name, value) in params.pairs() {
+        len += name.len() + value.len();
         sorted.entry(name).or_default().insert(value);
     }
-    let mut out = String::with_capacity(url.len() + params.len() * 24);
+    let mut out = String::with_capacity(len);
     out.push_str(url);
     for (name, values) in sorted {
         for value in values {
@@ -47,7 +73,7 @@ pub enum Algorithm {
 }
 
 /// The base64 HMAC-SHA1 signature of `url` + `params` under `auth_token`.
-pub fn sign(auth_token: &str, url: &str, params: &[(String, String)]) -> String {
+pub fn sign(auth_token: &str, url: &str, params: &(impl Pairs + ?Sized)) -> String {
     sign_with(Algorithm::HmacSha1, auth_token, url, params)
 }
 
@@ -56,7 +82,7 @@ pub fn sign_with(
     algorithm: Algorithm,
     key: &str,
     url: &str,
-    params: &[(String, String)],
+    params: &(impl Pairs + ?Sized),
 ) -> String {
     let data = canonical(url, params);
     let digest = match algorithm {
@@ -75,7 +101,12 @@ pub fn sign_with(
 }
 
 /// Whether `signature` is a valid HMAC-SHA1 signature under `auth_token`.
-pub fn verify(auth_token: &str, url: &str, params: &[(String, String)], signature: &str) -> bool {
+pub fn verify(
+    auth_token: &str,
+    url: &str,
+    params: &(impl Pairs + ?Sized),
+    signature: &str,
+) -> bool {
     verify_with(Algorithm::HmacSha1, auth_token, url, params, signature)
 }
 
@@ -86,7 +117,7 @@ pub fn verify_with(
     algorithm: Algorithm,
     key: &str,
     url: &str,
-    params: &[(String, String)],
+    params: &(impl Pairs + ?Sized),
     signature: &str,
 ) -> bool {
     let [with_port, without_port] = port_variants(url);
@@ -171,6 +202,7 @@ fn port_variants(url: &str) -> [String; 2] {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::Params;
     use proptest::prelude::*;
 
     proptest! {
@@ -299,8 +331,16 @@ mod tests {
         assert_eq!(body_sha256_param(&url).as_deref(), Some(hash));
         assert!(body_matches(body, hash));
         assert!(!body_matches(b"{}", hash));
-        assert_eq!(sign(TOKEN, &url, &[]), "a9nBmqA0ju/hNViExpshrM61xv4=");
-        assert!(verify(TOKEN, &url, &[], "a9nBmqA0ju/hNViExpshrM61xv4="));
+        assert_eq!(
+            sign(TOKEN, &url, &Params::default()),
+            "a9nBmqA0ju/hNViExpshrM61xv4="
+        );
+        assert!(verify(
+            TOKEN,
+            &url,
+            &Params::default(),
+            "a9nBmqA0ju/hNViExpshrM61xv4="
+        ));
         assert_eq!(body_sha256_param("https://x/y?foo=1"), None);
     }
 

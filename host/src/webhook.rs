@@ -10,7 +10,7 @@
 use crate::admin::AdminAuth;
 use crate::config::Secret;
 use crate::dispatch::Dispatcher;
-use crate::message::Inbound;
+use crate::message::{Inbound, Params};
 use crate::metrics::Message;
 use crate::{signature, twiml};
 use axum::Router;
@@ -326,7 +326,7 @@ async fn bot(
             Ok(Err(_)) | Err(_) => return Err(WebhookError::SlowBody),
         }
     };
-    let params = parse_form(&body);
+    let params = Params::parse(&body);
     if let Some(auth) = &state.auth {
         check_signature(auth, uri, headers, &body, &params)?;
     }
@@ -359,7 +359,7 @@ async fn bot(
         metrics.message(Message::Shed, None);
         return Err(WebhookError::Busy);
     };
-    let msg = Inbound::from_params(params);
+    let msg = Inbound::new(params);
     let sid = crate::error::untrusted(&msg.message_sid, 64);
     state.dispatcher.registry().wait_ready().await;
     let answer = match state.dispatcher.dispatch(msg).await {
@@ -426,16 +426,6 @@ fn is_length_limit(e: &axum::Error) -> bool {
     false
 }
 
-/// Decodes a form body leniently: every pair is kept, in order, repeated
-/// names included; bad escapes and invalid UTF-8 are decoded lossily rather
-/// than refused (Twilio adds parameters without notice; refusing a message
-/// would lose it).
-pub fn parse_form(body: &[u8]) -> Vec<(String, String)> {
-    form_urlencoded::parse(body)
-        .map(|(k, v)| (k.into_owned(), v.into_owned()))
-        .collect()
-}
-
 fn twiml_response(xml: String) -> Response {
     ([(header::CONTENT_TYPE, twiml::CONTENT_TYPE)], xml).into_response()
 }
@@ -446,7 +436,7 @@ fn check_signature(
     uri: &axum::http::Uri,
     headers: &HeaderMap,
     body: &[u8],
-    params: &[(String, String)],
+    params: &Params,
 ) -> Result<(), WebhookError> {
     let given = headers
         .get("x-twilio-signature")
@@ -503,12 +493,13 @@ fn check_signature(
     };
 
     // A URL with bodySHA256 signs the URL alone; the body must match it.
+    let none = Params::default();
     let signed_params = match signature::body_sha256_param(&url) {
         Some(hash) => {
             if !signature::body_matches(body, &hash) {
                 return Err(WebhookError::BodyHash);
             }
-            &[][..]
+            &none
         }
         None => params,
     };
@@ -566,18 +557,39 @@ mod tests {
             let body = form_urlencoded::Serializer::new(String::new())
                 .extend_pairs(&pairs)
                 .finish();
-            prop_assert_eq!(parse_form(body.as_bytes()), pairs.clone());
+            let params = Params::parse(body.as_bytes());
+            let expected: Vec<(&str, &str)> =
+                pairs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+            prop_assert_eq!(params.iter().collect::<Vec<_>>(), expected);
             let msg = crate::message::Inbound::from_params(pairs.clone());
-            prop_assert_eq!(msg.params, pairs);
+            prop_assert_eq!(msg.params, params);
         }
 
         /// Arbitrary bytes never panic and never lose a separator-delimited pair.
         #[test]
         fn any_bytes_parse(body in proptest::collection::vec(any::<u8>(), 0..512)) {
-            let pairs = parse_form(&body);
+            let params = Params::parse(&body);
             let nonempty = body.split(|b| *b == b'&').filter(|p| !p.is_empty()).count();
-            prop_assert_eq!(pairs.len(), nonempty);
-            let _ = crate::message::Inbound::from_params(pairs);
+            prop_assert_eq!(params.len(), nonempty);
+            // Decoded exactly as the form_urlencoded crate decodes them
+            // (lossily), into the one buffer.
+            let decoded: Vec<_> = form_urlencoded::parse(&body).collect();
+            prop_assert!(params.iter().eq(decoded.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))));
+            let _ = crate::message::Inbound::new(params);
+        }
+
+        /// Escapes, pluses, separators and broken UTF-8, dense: decoded
+        /// exactly as the form_urlencoded crate decodes them.
+        #[test]
+        fn escapes_decode_as_form_urlencoded(
+            body in proptest::collection::vec(
+                proptest::sample::select(b"%+=&2bBfF0\xc3\xa9\xff".to_vec()),
+                0..64,
+            )
+        ) {
+            let decoded: Vec<_> = form_urlencoded::parse(&body).collect();
+            let params = Params::parse(&body);
+            prop_assert!(params.iter().eq(decoded.iter().map(|(n, v)| (n.as_ref(), v.as_ref()))));
         }
     }
 

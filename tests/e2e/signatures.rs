@@ -140,7 +140,11 @@ async fn shared_key_and_body_hash_variants() {
             .collect()
     };
     let path: &'static str = Box::leak(format!("/bot?bodySHA256={hash}").into_boxed_str());
-    let url_only = sign(TOKEN, &format!("http://{}{path}", bot.addr), &[]);
+    let url_only = sign(
+        TOKEN,
+        &format!("http://{}{path}", bot.addr),
+        &wasmbot::message::Params::default(),
+    );
     assert_eq!(status(vec![sig(&url_only)], path, body.clone()).await, 200);
     let tampered = body.replace("cat", "dog");
     assert_eq!(status(vec![sig(&url_only)], path, tampered).await, 403);

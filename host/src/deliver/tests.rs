@@ -173,9 +173,9 @@ fn twilio(base: &str) -> Twilio {
 
 fn reply(body: Option<&str>, media: &[&str]) -> Envelope {
     let inbound = Inbound::from_params(vec![
-        ("From".into(), USER.into()),
-        ("To".into(), BOT.into()),
-        ("MessageSid".into(), "SM\n forged line".into()),
+        ("From", USER),
+        ("To", BOT),
+        ("MessageSid", "SM\n forged line"),
     ]);
     Envelope::reply(
         &inbound,

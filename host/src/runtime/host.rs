@@ -585,10 +585,7 @@ impl tokio::io::AsyncWrite for StderrTail {
 
 /// Every webhook parameter, borrowed, as both contracts lower them.
 pub(super) fn params(m: &crate::message::Inbound) -> Vec<(&str, &str)> {
-    m.params
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+    m.params.iter().collect()
 }
 
 #[cfg(test)]
