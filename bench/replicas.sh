@@ -31,8 +31,9 @@ fi
 
 work="$(mktemp -d /tmp/wasmbot-replicas.XXXXXX)"
 pids=()
-# The scratch folder goes when the run succeeds (KEEP_WORK=1 keeps it);
-# a failed run keeps it, with the servers', Redis's and nginx's logs.
+# The scratch folder goes when the run succeeds (KEEP_WORK, any value,
+# keeps it); a failed run keeps it, with the servers', Redis's and
+# nginx's logs.
 cleanup() {
   local status=$?
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done

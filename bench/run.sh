@@ -41,12 +41,9 @@ else
 fi
 
 work="$(mktemp -d /tmp/wasmbot-bench.XXXXXX)"
-mkdir -p "$work/plugins"
-plugins_from="${PLUGINS_FROM:-$repo/plugins}"
-cp "$plugins_from/quote.wasm" "$plugins_from/cat.wasm" "$work/plugins/"
 # The scratch folder goes when the run succeeds: the server's log holds a
-# line per message, some 150 MB a run. KEEP_WORK=1 keeps it; a failed run
-# keeps it and says where.
+# line per message, some 150 MB a run. KEEP_WORK (any value) keeps it; a
+# failed run keeps it and says where.
 cleanup() {
   local status=$?
   [ -n "${server:-}" ] && kill "$server" 2>/dev/null && wait "$server" 2>/dev/null
@@ -58,6 +55,9 @@ cleanup() {
   true
 }
 trap cleanup EXIT
+mkdir -p "$work/plugins"
+plugins_from="${PLUGINS_FROM:-$repo/plugins}"
+cp "$plugins_from/quote.wasm" "$plugins_from/cat.wasm" "$work/plugins/"
 
 if curl -s -o /dev/null "http://127.0.0.1:$port/"; then
   echo "error: something already listens on 127.0.0.1:$port; stop it or set WASMBOT_BENCH_PORT" >&2

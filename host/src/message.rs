@@ -89,7 +89,12 @@ impl Params {
         let mut params = Params {
             // Decoding never lengthens a form, bar replacement characters.
             text: String::with_capacity(body.len()),
-            pairs: Vec::with_capacity(body.iter().filter(|b| **b == b'&').count() + 1),
+            // Empty pairs are skipped: a body of `&`s reserves nothing.
+            pairs: Vec::with_capacity(
+                body.split(|b| *b == b'&')
+                    .filter(|pair| !pair.is_empty())
+                    .count(),
+            ),
         };
         // What `form_urlencoded::parse` does, without a `String` for every
         // escaped name or value: pairs split at `&` (empty ones skipped),

@@ -1,5 +1,6 @@
-//! Any plugin replies: the merged answer stays within Twilio's limits and
-//! renders to well-formed TwiML.
+//! Any plugin replies, with or without an apology: the merged answer
+//! stays within Twilio's limits, is never empty when an apology is set,
+//! and renders to well-formed TwiML.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
@@ -7,9 +8,14 @@ use wasmbot::merge::{Channel, Limits, merge};
 use wasmbot::message::Reply;
 use wasmbot::twiml::render;
 
-fuzz_target!(|input: (bool, Vec<(Option<String>, Vec<String>)>)| {
-    let (whatsapp, replies) = input;
-    let channel = if whatsapp { Channel::WhatsApp } else { Channel::Sms };
+fuzz_target!(|input: (bool, bool, Vec<(Option<String>, Vec<String>)>)| {
+    let (whatsapp, apologise, replies) = input;
+    let apology = apologise.then_some("sorry");
+    let channel = if whatsapp {
+        Channel::WhatsApp
+    } else {
+        Channel::Sms
+    };
     let replies: Vec<(String, Reply)> = replies
         .into_iter()
         .enumerate()
@@ -18,11 +24,12 @@ fuzz_target!(|input: (bool, Vec<(Option<String>, Vec<String>)>)| {
     let limits = Limits::default();
     let out = merge(
         replies.iter().map(|(n, r)| (n.as_str(), r)),
-        "sorry",
+        apology,
         &limits,
         channel,
     );
-    assert!(!out.is_empty() && out.len() <= limits.max_messages);
+    assert!(out.len() <= limits.max_messages);
+    assert!(apology.is_none() || !out.is_empty());
     for m in &out {
         assert!(m.body.is_some() || !m.media.is_empty());
         assert!(m.media.len() <= if whatsapp { 1 } else { limits.max_mms_media });
