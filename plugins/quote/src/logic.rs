@@ -34,21 +34,29 @@ impl fmt::Display for Quote {
 /// Reads quotable's `/random` object or its `/quotes/random` array.
 /// Anything else, or a quote with an empty content or author, is `None`.
 pub fn parse_quote(json: &[u8]) -> Option<Quote> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Shape {
-        One(Quote),
-        Many(Vec<Quote>),
-    }
-    let quote = match serde_json::from_slice::<Shape>(json).ok()? {
-        Shape::One(q) => q,
-        Shape::Many(qs) => qs.into_iter().next()?,
+    // The first byte tells the shape, so the JSON is read once, straight
+    // into the quote (an untagged enum would first copy the whole document
+    // into a tree of its own, every field the plugin ignores included).
+    let quote = match json.iter().find(|b| !b.is_ascii_whitespace())? {
+        b'[' => serde_json::from_slice::<Vec<Quote>>(json)
+            .ok()?
+            .into_iter()
+            .next()?,
+        _ => serde_json::from_slice::<Quote>(json).ok()?,
     };
     let quote = Quote {
-        content: quote.content.trim().to_owned(),
-        author: quote.author.trim().to_owned(),
+        content: trimmed(quote.content),
+        author: trimmed(quote.author),
     };
     (!quote.content.is_empty() && !quote.author.is_empty()).then_some(quote)
+}
+
+/// `text` without surrounding whitespace; no copy when there is none.
+fn trimmed(text: String) -> String {
+    match text.trim() {
+        trim if trim.len() == text.len() => text,
+        trim => trim.to_owned(),
+    }
 }
 
 /// What the upstream answered, as far as the plugin is concerned.
@@ -141,12 +149,15 @@ mod tests {
         let one =
             br#"{"_id":"x","content":"Be yourself.","author":"Oscar Wilde","tags":[],"length":12}"#;
         let many = br#"[{"_id":"x","content":"Be yourself.","author":"Oscar Wilde"}]"#;
+        let spaced =
+            b" \r\n\t[ {\"content\": \" Be yourself.\\n\", \"author\": \"Oscar Wilde \"} ] ";
         let expected = Quote {
             content: "Be yourself.".into(),
             author: "Oscar Wilde".into(),
         };
         assert_eq!(parse_quote(one), Some(expected.clone()));
         assert_eq!(parse_quote(many), Some(expected.clone()));
+        assert_eq!(parse_quote(spaced), Some(expected.clone()));
         assert_eq!(expected.to_string(), "Be yourself. - Oscar Wilde");
     }
 
@@ -157,6 +168,11 @@ mod tests {
             b"",
             b"[]",
             b"{}",
+            b"  ",
+            b"null",
+            b"[1]",
+            br#"[{"content":"C"}]"#,
+            br#"{"content":"C","author":"A"} trailing"#,
             br#"{"content":"","author":"A"}"#,
             br#"{"content":"C","author":"  "}"#,
             br#"{"content":1,"author":"A"}"#,
