@@ -16,14 +16,15 @@ use wasmbot::twiml;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// The form the shared harness posts (`shared/bench/wrk/twilio.lua`):
-/// Twilio's WhatsApp webhook, escapes included.
+/// The form the shared harness posts for "quote and a cat please"
+/// (`shared/bench/wrk/twilio.lua`): Twilio's WhatsApp webhook fields,
+/// escapes included.
 const FORM: &[u8] = b"SmsMessageSid=SM0123456789abcdef0123456789abcdef&NumMedia=0\
-&ProfileName=Ada+Lovelace&MessageType=text&SmsSid=SM0123456789abcdef0123456789abcdef\
-&WaId=15550001111&SmsStatus=received&Body=quote+and+a+cat+please\
-&To=whatsapp%3A%2B14155238886&NumSegments=1&ReferralNumMedia=0\
-&MessageSid=SM0123456789abcdef0123456789abcdef&AccountSid=AC0123456789abcdef0123456789abcdef\
-&From=whatsapp%3A%2B15550001111&ApiVersion=2010-04-01";
+&ProfileName=Bench+User&WaId=14155238886&SmsSid=SM0123456789abcdef0123456789abcdef\
+&SmsStatus=received&Body=quote+and+a+cat+please&To=whatsapp%3A%2B14155550123\
+&NumSegments=1&MessageSid=SM0123456789abcdef0123456789abcdef\
+&AccountSid=AC0123456789abcdef0123456789abcdef&From=whatsapp%3A%2B14155238886\
+&ApiVersion=2010-04-01";
 
 fn message(c: &mut Criterion) {
     let mut group = c.benchmark_group("one message, host work");
