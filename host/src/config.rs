@@ -22,6 +22,9 @@ pub const DEFAULT_CONFIG_FILE: &str = "wasmbot.toml";
 /// The longest `later_timeout_ms`.
 pub const MAX_LATER_TIMEOUT: Duration = Duration::from_secs(3600);
 
+/// The most `workers`: a thread and a runtime each.
+pub const MAX_WORKERS: usize = 1024;
+
 /// Twilio's REST API.
 pub const DEFAULT_TWILIO_API_URL: &str = "https://api.twilio.com";
 
@@ -102,6 +105,7 @@ pub struct FileConfig {
     pub max_plugin_size_mb: Option<u64>,
     pub max_connections: Option<usize>,
     pub header_timeout_ms: Option<u64>,
+    pub workers: Option<usize>,
     pub outbound_proxy: Option<String>,
     pub state: Option<String>,
     pub state_max_keys: Option<u32>,
@@ -211,6 +215,9 @@ pub struct Config {
     /// Time a client has to send a request's headers, which is also how
     /// long an idle keep-alive connection is kept. Default 10 s.
     pub header_timeout: Duration,
+    /// Threads serving connections, each with a runtime of its own
+    /// (`WASMBOT_WORKERS`). Default: one per CPU.
+    pub workers: Option<usize>,
     /// An egress proxy for plugins' HTTP (`WASMBOT_OUTBOUND_PROXY`). The
     /// environment's `HTTP_PROXY` and friends are never used.
     pub outbound_proxy: Option<url::Url>,
@@ -263,6 +270,7 @@ impl Default for Config {
             max_plugin_size: 64 << 20,
             max_connections: None,
             header_timeout: Duration::from_secs(10),
+            workers: None,
             outbound_proxy: None,
             state: crate::state::Location::Off,
             state_required: false,
@@ -292,6 +300,7 @@ const GLOBAL_ENV: &[&str] = &[
     "WASMBOT_MEMORY_BUDGET_MB",
     "WASMBOT_OUTBOUND_PROXY",
     "WASMBOT_STATE",
+    "WASMBOT_WORKERS",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -467,6 +476,7 @@ impl Config {
                 .map_or(d.max_plugin_size, |mb| mb << 20),
             max_connections: file.max_connections,
             header_timeout: file.header_timeout_ms.map_or(d.header_timeout, ms),
+            workers: number("WASMBOT_WORKERS")?.or(file.workers),
             outbound_proxy,
             state: match state_given {
                 Some(text) => crate::state::Location::parse(text)
@@ -549,11 +559,19 @@ impl Config {
                 config.plugin_timeout.as_millis()
             )));
         }
-        if config.max_in_flight == 0 || config.max_plugins == 0 || config.max_connections == Some(0)
+        if config.max_in_flight == 0
+            || config.max_plugins == 0
+            || config.max_connections == Some(0)
+            || config.workers == Some(0)
         {
             return Err(ConfigError::Invalid(
-                "max_in_flight, max_plugins and max_connections must be above zero".into(),
+                "max_in_flight, max_plugins, max_connections and workers must be above zero".into(),
             ));
+        }
+        if config.workers.is_some_and(|n| n > MAX_WORKERS) {
+            return Err(ConfigError::Invalid(format!(
+                "workers must be at most {MAX_WORKERS}"
+            )));
         }
         if config.memory_budget < config.plugin_memory {
             return Err(ConfigError::Invalid(format!(
@@ -765,6 +783,27 @@ mod tests {
         let off = Config::resolve(&off, env(&[("HOME", "/home/ada")])).unwrap();
         assert_eq!(off.cache_dir, None);
         assert!(!off.watch);
+    }
+
+    #[test]
+    fn workers_from_env_then_file_and_bounded() {
+        let resolve = |pairs: &[(&str, &str)]| Config::resolve(&ServeArgs::default(), env(pairs));
+        assert_eq!(resolve(&[]).unwrap().workers, None, "one per CPU");
+        assert_eq!(
+            resolve(&[("WASMBOT_WORKERS", "3")]).unwrap().workers,
+            Some(3)
+        );
+        for bad in ["0", "1025", "many"] {
+            let err = resolve(&[("WASMBOT_WORKERS", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("WASMBOT_WORKERS") || err.contains("workers"),
+                "{err}"
+            );
+        }
+        let file: FileConfig = toml::from_str("workers = 4").unwrap();
+        assert_eq!(file.workers, Some(4));
     }
 
     #[test]

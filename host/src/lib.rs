@@ -151,6 +151,7 @@ impl Server {
                 shutdown_grace: webhook::BODY_TIMEOUT
                     + config.plugin_timeout
                     + Duration::from_secs(5),
+                workers: config.workers.unwrap_or_else(edge::default_workers),
             },
             watch: config.watch,
         })

@@ -72,6 +72,47 @@ async fn a_trapping_and_a_looping_plugin_leave_the_others_answering() {
     bot.stop().await;
 }
 
+/// A plugin computing on a worker thread leaves the worker's other
+/// connections served: a request whose head arrives in two parts (the
+/// second needs the worker to poll for I/O) is answered at once, every
+/// time, while the loop runs on the same (only) worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_plugin_leaves_its_worker_answering() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let bot = Bot::start(&[("spin.wasm", SPIN)], |c| {
+        c.workers = Some(1);
+        c.plugin_timeout = Duration::from_secs(3);
+    })
+    .await;
+    let looping = bot.message("hello");
+    let probes = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let mut waited = Duration::ZERO;
+        for _ in 0..5 {
+            let mut conn = tokio::net::TcpStream::connect(bot.addr).await.unwrap();
+            conn.write_all(b"GET /healthz HTTP/1.1\r\n").await.unwrap();
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            let sent = Instant::now();
+            conn.write_all(b"Host: x\r\n\r\n").await.unwrap();
+            let mut buf = [0u8; 64];
+            let n = conn.read(&mut buf).await.unwrap();
+            waited += sent.elapsed();
+            assert!(
+                buf[..n].starts_with(b"HTTP/1.1 200"),
+                "{}",
+                String::from_utf8_lossy(&buf[..n])
+            );
+        }
+        waited
+    };
+    let (reply, waited) = tokio::join!(looping, probes);
+    // The loop was running all along: it is cut at its deadline.
+    assert_eq!(reply.twiml(), twiml(&[(Some(APOLOGY), None)]));
+    // With one I/O poll every 61 ticks, each answer took up to 0.6 s.
+    assert!(waited < Duration::from_millis(500), "{waited:?}");
+    bot.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn files_that_are_not_plugins_are_reported_and_skipped() {
     let dir = tempfile::tempdir().unwrap();

@@ -215,11 +215,16 @@ impl Runtime {
         store.epoch_deadline_callback(move |_| {
             // Yield to tokio every tick, so a busy plugin never holds a
             // worker thread; trap once the deadline has passed (it moves
-            // when the plugin defers its reply).
+            // when the plugin defers its reply). Tokio's `yield_now`
+            // resumes the call only after the runtime has polled for I/O
+            // and timers: a plain wake-up would be run again at once, and
+            // a worker's runtime (see `edge`) polls I/O only every 61
+            // tasks, so a busy plugin would leave every other connection
+            // of its worker unread for 61 ticks.
             Ok(if Instant::now() >= cut.get() {
                 UpdateDeadline::Interrupt
             } else {
-                UpdateDeadline::Yield(1)
+                UpdateDeadline::YieldCustom(1, Box::pin(tokio::task::yield_now()))
             })
         });
 
