@@ -239,7 +239,16 @@ async fn a_slow_answer_is_sent_later_through_the_messages_api() {
         took >= Duration::from_millis(3400),
         "2.5 s + 1 s Retry-After: {took:?}"
     );
-    let metrics = bot.metrics().await;
+    // The send is counted once Twilio's answer is in, after the fake
+    // recorded the request.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let metrics = loop {
+        let metrics = bot.metrics().await;
+        if metrics.contains(r#"outcome="sent"} 1"#) || Instant::now() > deadline {
+            break metrics;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     for line in [
         r#"wasmbot_replies_later_total{plugin="ask",outcome="deferred"} 1"#,
         r#"wasmbot_replies_later_total{plugin="ask",outcome="sent"} 1"#,

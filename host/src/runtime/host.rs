@@ -558,6 +558,48 @@ impl wasmtime_wasi::cli::StdoutStream for StderrTail {
     fn async_stream(&self) -> Box<dyn tokio::io::AsyncWrite + Send + Sync> {
         Box::new(self.clone())
     }
+
+    /// The tail itself, always ready: the default adapter hands every
+    /// write to a task of its own and makes the plugin wait for it, once
+    /// per line, behind whatever else runs on its worker thread.
+    fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
+        Box::new(self.clone())
+    }
+}
+
+impl StderrTail {
+    fn keep(&self, buf: &[u8]) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let tail = &buf[buf.len().saturating_sub(Self::KEEP)..];
+        kept.extend_from_slice(tail);
+        let excess = kept.len().saturating_sub(Self::KEEP);
+        kept.drain(..excess);
+    }
+}
+
+impl wasmtime_wasi::p2::OutputStream for StderrTail {
+    fn write(&mut self, bytes: bytes::Bytes) -> wasmtime_wasi::p2::StreamResult<()> {
+        self.keep(&bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> wasmtime_wasi::p2::StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> wasmtime_wasi::p2::StreamResult<usize> {
+        Ok(64 << 10)
+    }
+}
+
+impl wasmtime_wasi::p2::Pollable for StderrTail {
+    fn ready<'a, 'b>(&'a mut self) -> Pin<Box<dyn Future<Output = ()> + Send + 'b>>
+    where
+        'a: 'b,
+        Self: 'b,
+    {
+        Box::pin(std::future::ready(()))
+    }
 }
 
 impl tokio::io::AsyncWrite for StderrTail {
@@ -566,11 +608,7 @@ impl tokio::io::AsyncWrite for StderrTail {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let tail = &buf[buf.len().saturating_sub(Self::KEEP)..];
-        kept.extend_from_slice(tail);
-        let excess = kept.len().saturating_sub(Self::KEEP);
-        kept.drain(..excess);
+        self.keep(buf);
         Poll::Ready(Ok(buf.len()))
     }
 
