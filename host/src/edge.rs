@@ -333,13 +333,15 @@ impl Workers {
 
     /// Stops the workers and waits for their threads.
     fn stop(mut self) {
-        for worker in &mut self.workers {
-            worker.stop.take();
-        }
-        for worker in &mut self.workers {
-            if let Some(thread) = worker.thread.take() {
-                let _ = thread.join();
-            }
+        let threads: Vec<_> = self
+            .workers
+            .iter_mut()
+            .filter_map(|worker| worker.thread.take())
+            .collect();
+        // Dropping stops them.
+        drop(self);
+        for thread in threads {
+            let _ = thread.join();
         }
     }
 }

@@ -546,6 +546,15 @@ impl StderrTail {
         let kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
         String::from_utf8_lossy(&kept).into_owned()
     }
+
+    /// Appends `buf`, keeping the last [`Self::KEEP`] bytes.
+    fn keep(&self, buf: &[u8]) {
+        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let tail = &buf[buf.len().saturating_sub(Self::KEEP)..];
+        kept.extend_from_slice(tail);
+        let excess = kept.len().saturating_sub(Self::KEEP);
+        kept.drain(..excess);
+    }
 }
 
 impl wasmtime_wasi::cli::IsTerminal for StderrTail {
@@ -564,16 +573,6 @@ impl wasmtime_wasi::cli::StdoutStream for StderrTail {
     /// per line, behind whatever else runs on its worker thread.
     fn p2_stream(&self) -> Box<dyn wasmtime_wasi::p2::OutputStream> {
         Box::new(self.clone())
-    }
-}
-
-impl StderrTail {
-    fn keep(&self, buf: &[u8]) {
-        let mut kept = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        let tail = &buf[buf.len().saturating_sub(Self::KEEP)..];
-        kept.extend_from_slice(tail);
-        let excess = kept.len().saturating_sub(Self::KEEP);
-        kept.drain(..excess);
     }
 }
 
