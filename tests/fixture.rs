@@ -566,6 +566,23 @@ pub fn captured_log() -> String {
     String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
 }
 
+/// Whether `needle` reaches the captured log within `limit`. For lines
+/// written after the answer they belong to: a request body's failure is
+/// logged by the task that streams it, which may end after the plugin,
+/// told first that its body stream closed, has answered.
+pub async fn logged_within(needle: &str, limit: Duration) -> bool {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        if captured_log().contains(needle) {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 static LOG: std::sync::Mutex<Vec<u8>> = std::sync::Mutex::new(Vec::new());
 
 struct CapturedLog;
