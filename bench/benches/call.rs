@@ -9,6 +9,12 @@
 //! time installs componentize-py/js into the cache folder; without python3
 //! or node those cases are skipped, with a line saying so).
 //!
+//! Next to them, the floor: the smallest component that has what a plugin
+//! has (a memory of a Rust plugin's initial 17 pages, a page written, an
+//! export called) in the same engine, with no imports, no message and no
+//! host state. What it costs is wasmtime's own per-instance price in this
+//! pool; a plugin's call is that plus its own.
+//!
 //! Each case runs in two pools of the same memory budget (768 MiB, a 24 GiB
 //! machine's default): the default pool (`max_in_flight` 256 × 16 plugins),
 //! where a free slot keeps 28 KiB of the memory an instance dirtied, and a
@@ -102,6 +108,10 @@ fn call(c: &mut Criterion) {
     let mut group = c.benchmark_group("one call (instantiate + handle + drop)");
     for (pool, max_in_flight) in [("default pool", 256), ("max_in_flight 16", 16)] {
         let runtime = Arc::new(Runtime::new(limits(max_in_flight), None).unwrap());
+        let floor = Floor::new(runtime.engine());
+        group.bench_function(format!("floor: a minimal component, {pool}"), |b| {
+            b.to_async(&rt).iter(|| floor.call())
+        });
         for (case, file, id, body) in &plugins {
             let plugin = rt.block_on(load(&runtime, file, id));
             let msg = Inbound::from_params(whatsapp_form(body));
@@ -114,6 +124,54 @@ fn call(c: &mut Criterion) {
         }
     }
     group.finish();
+}
+
+/// The floor's component: a Rust plugin's initial memory (17 pages), a
+/// word written near where its stack starts (so a page is dirtied and
+/// reset), one export lifted with no options.
+const FLOOR: &str = r#"
+(component
+  (core module $m
+    (memory (export "memory") 17)
+    (func (export "run") (result i32)
+      (i32.store (i32.const 1048000) (i32.const 1))
+      (i32.const 42)))
+  (core instance $i (instantiate $m))
+  (func (export "run") (result u32) (canon lift (core func $i "run"))))
+"#;
+
+/// A minimal component, ready to instantiate in an engine's pool.
+struct Floor {
+    engine: wasmtime::Engine,
+    pre: wasmtime::component::InstancePre<()>,
+}
+
+impl Floor {
+    fn new(engine: &wasmtime::Engine) -> Floor {
+        let bytes = wat::parse_str(FLOOR).unwrap();
+        let component = wasmtime::component::Component::new(engine, bytes).unwrap();
+        let linker = wasmtime::component::Linker::<()>::new(engine);
+        Floor {
+            engine: engine.clone(),
+            pre: linker.instantiate_pre(&component).unwrap(),
+        }
+    }
+
+    /// What a plugin call does, minus the plugin: a store, a fresh
+    /// instance, its export called on a fiber, the store dropped.
+    async fn call(&self) -> u32 {
+        let mut store = wasmtime::Store::new(&self.engine, ());
+        // The engine interrupts by epoch (the runtime's ticker advances
+        // it): a deadline far enough away that it never fires here.
+        store.set_epoch_deadline(1 << 32);
+        let instance = self.pre.instantiate_async(&mut store).await.unwrap();
+        let run = instance
+            .get_typed_func::<(), (u32,)>(&mut store, "run")
+            .unwrap();
+        let (answer,) = run.call_async(&mut store, ()).await.unwrap();
+        assert_eq!(answer, 42);
+        answer
+    }
 }
 
 criterion_group!(benches, call);

@@ -306,6 +306,13 @@ impl Runtime {
         &self.limits
     }
 
+    /// The engine with its pool, for measuring what wasmtime itself costs
+    /// in this configuration (`bench/benches/call.rs`'s floor): plugins
+    /// are only ever loaded through [`Runtime::load`].
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// How many plugins share the memory budget now (the registry says,
     /// on every change of the folder).
     pub fn set_plugins(&self, loaded: usize) {
