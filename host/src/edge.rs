@@ -283,13 +283,13 @@ impl Workers {
         Ok(workers)
     }
 
-    /// The running worker with the fewest connections open (a worker
-    /// counts connections, not the work they started).
-    fn least_busy(&mut self) -> Option<&Worker> {
+    /// The index of the running worker with the fewest connections open
+    /// (a worker counts connections, not the work they started).
+    fn least_busy(&mut self) -> Option<usize> {
         let n = self.workers.len();
         let start = self.next;
         self.next = (self.next + 1) % n.max(1);
-        let at = (0..n)
+        (0..n)
             .map(|i| (start + i) % n)
             .filter(|&i| {
                 self.workers[i]
@@ -297,8 +297,7 @@ impl Workers {
                     .as_ref()
                     .is_some_and(|t| !t.is_finished())
             })
-            .min_by_key(|&i| self.workers[i].open.load(Ordering::Relaxed))?;
-        Some(&self.workers[at])
+            .min_by_key(|&i| self.workers[i].open.load(Ordering::Relaxed))
     }
 
     /// Hands `stream` to the least busy worker, which runs `serve` with it.
@@ -307,12 +306,13 @@ impl Workers {
         F: FnOnce(TcpStream) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        let Some(worker) = self.least_busy() else {
+        let Some(at) = self.least_busy() else {
             // No worker runs (none should ever stop before `serve`
             // returns): the connection is served here.
             tokio::spawn(serve(stream));
             return;
         };
+        let worker = &self.workers[at];
         // Out of this runtime's reactor and into the worker's.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
@@ -533,16 +533,7 @@ mod tests {
             .unwrap();
         let mut workers = rt.block_on(Workers::start(3)).unwrap();
         let picks = |workers: &mut Workers| -> Vec<usize> {
-            (0..3)
-                .map(|_| {
-                    let chosen = Arc::as_ptr(&workers.least_busy().unwrap().open);
-                    workers
-                        .workers
-                        .iter()
-                        .position(|w| Arc::as_ptr(&w.open) == chosen)
-                        .unwrap()
-                })
-                .collect()
+            (0..3).map(|_| workers.least_busy().unwrap()).collect()
         };
         assert_eq!(picks(&mut workers), [0, 1, 2], "ties go round");
         workers.workers[0].open.store(2, Ordering::Relaxed);
