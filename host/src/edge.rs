@@ -28,7 +28,9 @@
 //! actix-web and nginx's worker processes: the accept loop hands a new
 //! connection to the worker with the fewest open, and everything its
 //! messages start (plugin calls, their upstream requests, replies sent
-//! later) runs on that worker. Nothing moves between threads on the way,
+//! later) runs on that worker; a plugin's upstream requests go through
+//! that worker's own HTTP client ([`worker`], `outbound`), so their
+//! connections are driven there too. Nothing moves between threads on the way,
 //! which serves a third more quotes than Tokio's work-stealing runtime did
 //! (see the README's Performance). A plugin that computes for long does not
 //! hold its worker: guest code yields every epoch tick (10 ms), and the
@@ -219,6 +221,23 @@ pub async fn serve(
     Ok(())
 }
 
+thread_local! {
+    /// Set once, when a worker thread starts.
+    static WORKER: std::cell::Cell<Option<usize>> = const { std::cell::Cell::new(None) };
+}
+
+/// The index of the worker thread this runs on (`0..workers`), if it is
+/// one: what is per worker beyond the runtime (`outbound`'s clients) is
+/// chosen by it.
+pub fn worker() -> Option<usize> {
+    WORKER.get()
+}
+
+/// Marks this thread as worker `i` ([`worker`]).
+pub(crate) fn become_worker(i: usize) {
+    WORKER.set(Some(i));
+}
+
 /// The threads that serve connections.
 struct Workers {
     workers: Vec<Worker>,
@@ -252,6 +271,7 @@ impl Workers {
             let thread = std::thread::Builder::new()
                 .name(format!("wasmbot-w{i}"))
                 .spawn(move || {
+                    become_worker(i);
                     let runtime = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .max_blocking_threads(blocking)

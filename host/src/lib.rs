@@ -61,6 +61,7 @@ impl Server {
                     max_body: config.http_max_body,
                     max_requests: config.http_max_requests,
                     proxy: config.outbound_proxy.clone(),
+                    clients: config.workers.unwrap_or_else(edge::default_workers),
                     ..outbound::Limits::default()
                 },
                 ..runtime::Limits::default()
