@@ -599,9 +599,9 @@ mod tests {
         (url, accepted)
     }
 
-    /// Requests of one worker reuse its connection; another worker opens
-    /// its own rather than taking one the first drives (which would wait
-    /// for as long as that worker is busy: here, for ever).
+    /// A worker's request never takes a connection another worker opened
+    /// and drives: it would wait for as long as that worker is busy (here,
+    /// for ever, until the time limit). It opens one of its own.
     #[test]
     fn each_worker_thread_has_its_own_connections() {
         let (url, accepted) = keep_alive_stub();
@@ -621,6 +621,9 @@ mod tests {
                 let answer = rt.block_on(out.send(get(&url))).unwrap();
                 assert_eq!((answer.status, &answer.body[..]), (200, &b"ok"[..]));
             }
+            // Time for the connection to go back to its pool, idle, where
+            // a shared pool would hand it to the other worker.
+            rt.block_on(async { tokio::time::sleep(Duration::from_millis(50)).await });
             rt
         };
         let requests = &requests;
@@ -637,12 +640,12 @@ mod tests {
                 let _ = done_rx.recv();
             });
             asked_rx.recv().unwrap();
-            assert_eq!(accepted.load(Ordering::SeqCst), 1, "one connection, reused");
+            let before = accepted.load(Ordering::SeqCst);
+            assert!(before >= 1);
             s.spawn(move || drop(requests(1))).join().unwrap();
-            assert_eq!(
-                accepted.load(Ordering::SeqCst),
-                2,
-                "the second worker's own"
+            assert!(
+                accepted.load(Ordering::SeqCst) > before,
+                "the second worker opened a connection of its own"
             );
             done.send(()).unwrap();
             first.join().unwrap();
