@@ -48,6 +48,11 @@ pub struct Server {
     watch: bool,
 }
 
+/// Worker threads (`edge`): one per CPU unless the operator says.
+fn workers(config: &config::Config) -> usize {
+    config.workers.unwrap_or_else(edge::default_workers)
+}
+
 impl Server {
     /// The WebAssembly runtime `config` asks for.
     pub fn runtime(config: &config::Config) -> anyhow::Result<runtime::Runtime> {
@@ -61,7 +66,7 @@ impl Server {
                     max_body: config.http_max_body,
                     max_requests: config.http_max_requests,
                     proxy: config.outbound_proxy.clone(),
-                    clients: config.workers.unwrap_or_else(edge::default_workers),
+                    clients: workers(config),
                     ..outbound::Limits::default()
                 },
                 ..runtime::Limits::default()
@@ -152,7 +157,7 @@ impl Server {
                 shutdown_grace: webhook::BODY_TIMEOUT
                     + config.plugin_timeout
                     + Duration::from_secs(5),
-                workers: config.workers.unwrap_or_else(edge::default_workers),
+                workers: workers(config),
             },
             watch: config.watch,
         })

@@ -3,9 +3,10 @@
 //! [`AllowList`]: every URL on the way, redirect hops included, must be on
 //! it; a total time limit and a response-size cap bound the exchange.
 //!
-//! One client per worker thread ([`Limits::clients`]): a request goes
-//! through its own thread's ([`crate::edge::worker`]), so a connection is
-//! opened, driven and reused by one worker only. With one client shared,
+//! One client per worker thread ([`Limits::clients`], each built at its
+//! worker's first request): a request goes through its own thread's
+//! ([`crate::edge::worker`]), so a connection is opened, driven and reused
+//! by one worker only. With one client shared,
 //! a worker's request often took a connection another worker drives, and
 //! its response waited for that worker to be free to read it (quote and
 //! a cat: 15% more messages a second this way; README, Performance).
@@ -17,7 +18,7 @@
 //! ([`is_public`]) are refused unless the operator allowed that host as
 //! private (`allowed_private_hosts`, or a URL value the operator set). IP
 //! literals are checked before connecting; names are checked by the
-//! client's own resolver, which drops non-public answers, so the address
+//! clients' own resolver, which drops non-public answers, so the address
 //! checked is the address connected to and DNS rebinding gains nothing.
 //!
 //! Proxies: the environment's `HTTP_PROXY`/`HTTPS_PROXY`/`ALL_PROXY` are
@@ -28,7 +29,7 @@
 use crate::policy::{AllowList, normal};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 /// HTTP methods a plugin may use.
@@ -157,9 +158,64 @@ impl Default for Limits {
 /// One plugin's HTTP clients, one per worker thread. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    clients: Arc<[reqwest::Client]>,
+    clients: Arc<Clients>,
     limits: Limits,
     allow: AllowList,
+}
+
+/// The clients of one plugin: the first built with the plugin (so a
+/// setting that cannot work fails its load), each other one by its
+/// worker's first request; all alike, with one resolver.
+struct Clients {
+    slots: Box<[OnceLock<reqwest::Client>]>,
+    resolver: Arc<PublicOnly>,
+    proxy: Option<reqwest::Proxy>,
+    connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for Clients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let built = self.slots.iter().filter(|s| s.get().is_some()).count();
+        f.debug_struct("Clients")
+            .field("slots", &self.slots.len())
+            .field("built", &built)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Clients {
+    fn build(&self) -> Result<reqwest::Client, HttpError> {
+        let builder = reqwest::Client::builder()
+            .user_agent(concat!("wasmbot/", env!("CARGO_PKG_VERSION")))
+            // Redirects are followed by hand so that each hop is checked.
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(self.connect_timeout)
+            // Kept warm for the next messages, within bounds: about 32
+            // idle connections per host for the plugin's clients together
+            // (at least one each), since descriptors are shared with the
+            // edge.
+            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host((32 / self.slots.len()).max(1))
+            .dns_resolver(self.resolver.clone());
+        match &self.proxy {
+            Some(proxy) => builder.proxy(proxy.clone()),
+            None => builder.no_proxy(),
+        }
+        .build()
+        .map_err(|e| HttpError::Transport(e.to_string()))
+    }
+
+    /// The client of the worker thread this runs on, built if it is not
+    /// yet.
+    fn get(&self) -> Result<&reqwest::Client, HttpError> {
+        let worker = crate::edge::worker().unwrap_or(0);
+        let slot = &self.slots[worker % self.slots.len()];
+        if let Some(client) = slot.get() {
+            return Ok(client);
+        }
+        let client = self.build()?;
+        Ok(slot.get_or_init(|| client))
+    }
 }
 
 impl Outbound {
@@ -179,33 +235,20 @@ impl Outbound {
             }
             None => None,
         };
-        let resolver = Arc::new(PublicOnly {
-            private_ok: Arc::new(private_ok),
-        });
-        let clients = limits.clients.max(1);
-        let client = || {
-            let builder = reqwest::Client::builder()
-                .user_agent(concat!("wasmbot/", env!("CARGO_PKG_VERSION")))
-                // Redirects are followed by hand so that each hop is checked.
-                .redirect(reqwest::redirect::Policy::none())
-                .connect_timeout(limits.timeout)
-                // Kept warm for the next messages, within bounds: each plugin
-                // has its own pools, and descriptors are shared with the edge.
-                .pool_idle_timeout(Duration::from_secs(30))
-                .pool_max_idle_per_host((32 / clients).max(4))
-                .dns_resolver(resolver.clone());
-            match &proxy {
-                Some(proxy) => builder.proxy(proxy.clone()),
-                None => builder.no_proxy(),
-            }
-            .build()
-            .map_err(|e| HttpError::Transport(e.to_string()))
+        let clients = Clients {
+            slots: (0..limits.clients.max(1))
+                .map(|_| OnceLock::new())
+                .collect(),
+            resolver: Arc::new(PublicOnly {
+                private_ok: Arc::new(private_ok),
+            }),
+            proxy,
+            connect_timeout: limits.timeout,
         };
-        let clients = (0..clients)
-            .map(|_| client())
-            .collect::<Result<Vec<_>, _>>()?;
+        let first = clients.build()?;
+        let _ = clients.slots[0].set(first);
         Ok(Outbound {
-            clients: clients.into(),
+            clients: Arc::new(clients),
             limits,
             allow,
         })
@@ -213,12 +256,6 @@ impl Outbound {
 
     pub fn limits(&self) -> &Limits {
         &self.limits
-    }
-
-    /// The client of the worker thread this runs on.
-    fn client(&self) -> &reqwest::Client {
-        let worker = crate::edge::worker().unwrap_or(0);
-        &self.clients[worker % self.clients.len()]
     }
 
     pub fn allow(&self) -> &AllowList {
@@ -282,7 +319,7 @@ impl Outbound {
             .collect();
         loop {
             check_destination(&self.allow, &url)?;
-            let mut builder = self.client().request(method(req.method), url.clone());
+            let mut builder = self.clients.get()?.request(method(req.method), url.clone());
             for (name, value) in &headers {
                 builder = builder.header(name.as_str(), value.as_str());
             }
@@ -627,6 +664,7 @@ mod tests {
             rt
         };
         let requests = &requests;
+        let slots = &out.clients.slots;
         let (asked, asked_rx) = std::sync::mpsc::channel();
         let (done, done_rx) = std::sync::mpsc::channel::<()>();
         // `done` is the scope's: a failure below drops it, which lets the
@@ -640,6 +678,7 @@ mod tests {
                 let _ = done_rx.recv();
             });
             asked_rx.recv().unwrap();
+            assert!(slots[1].get().is_none(), "built when first used");
             let before = accepted.load(Ordering::SeqCst);
             assert!(before >= 1);
             s.spawn(move || drop(requests(1))).join().unwrap();
