@@ -30,8 +30,8 @@
 //! messages start (plugin calls, their upstream requests, replies sent
 //! later) runs on that worker; a plugin's upstream requests go through
 //! that worker's own HTTP client ([`worker`], `outbound`), so their
-//! connections are driven there too. Nothing moves between threads on the way,
-//! which serves a third more quotes than Tokio's work-stealing runtime did
+//! connections are driven there too. Nothing moves between threads on the
+//! way, which serves a third more quotes than Tokio's work-stealing runtime did
 //! (see the README's Performance). A plugin that computes for long does not
 //! hold its worker: guest code yields every epoch tick (10 ms), and the
 //! worker polls for I/O before it resumes the plugin. A worker is chosen

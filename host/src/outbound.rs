@@ -6,10 +6,10 @@
 //! One client per worker thread ([`Limits::clients`], each built at its
 //! worker's first request): a request goes through its own thread's
 //! ([`crate::edge::worker`]), so a connection is opened, driven and reused
-//! by one worker only. With one client shared,
-//! a worker's request often took a connection another worker drives, and
-//! its response waited for that worker to be free to read it (quote and
-//! a cat: 15% more messages a second this way; README, Performance).
+//! by one worker only. With one client shared, a worker's request often
+//! took a connection another worker drives, and its response waited for
+//! that worker to be free to read it (quote and a cat: 15% more messages a
+//! second this way; README, Performance).
 //!
 //! Every failure is an [`HttpError`] value, handed back to the plugin as a
 //! WIT result; nothing here can trap a plugin or panic the host.
