@@ -310,6 +310,24 @@ impl Bot {
         }
     }
 
+    /// `GET /plugins` (see [`Bot::plugins`]) until `done` holds for it;
+    /// panics after `limit`.
+    pub async fn plugins_when(
+        &self,
+        limit: Duration,
+        done: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        eventually("the /plugins listing", limit, async || {
+            let listing = self.plugins().await;
+            if done(&listing) {
+                Ok(listing)
+            } else {
+                Err(listing.to_string())
+            }
+        })
+        .await
+    }
+
     /// Waits until `/readyz` says 200: the folder loaded. Loading compiles
     /// every plugin (an 18 MB Python one takes seconds in a debug build,
     /// more next to the rest of the suite), so this waits up to 2 minutes.
@@ -564,6 +582,31 @@ pub fn only_body(xml: &str) -> String {
 /// would.
 pub fn captured_log() -> String {
     String::from_utf8_lossy(&LOG.lock().unwrap_or_else(|p| p.into_inner())).into_owned()
+}
+
+/// How often [`eventually`] looks again.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Runs `probe` until it gives `Ok`, and returns what it gave; panics with
+/// `what` and the last `Err` (what `probe` saw) once `limit` has passed.
+/// Tests wait for a condition through this, so that none can hang.
+pub async fn eventually<T>(
+    what: &str,
+    limit: Duration,
+    mut probe: impl AsyncFnMut() -> Result<T, String>,
+) -> T {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        let last = match probe().await {
+            Ok(done) => return done,
+            Err(last) => last,
+        };
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{what}: not within {limit:?}; last seen: {last}"
+        );
+        tokio::time::sleep(POLL).await;
+    }
 }
 
 /// Whether `needle` reaches the captured log within `limit`. For lines

@@ -155,19 +155,15 @@ impl Fakes {
 
     /// Waits until Twilio took `n` messages; what it took.
     async fn wait_sent(&self, n: usize, limit: Duration) -> Vec<Form> {
-        let started = Instant::now();
-        loop {
+        eventually(&format!("{n} messages sent"), limit, async || {
             let sent = self.sent.lock().unwrap().clone();
             if sent.len() >= n {
-                return sent;
+                Ok(sent)
+            } else {
+                Err(format!("{} sent: {sent:?}", sent.len()))
             }
-            assert!(
-                started.elapsed() < limit,
-                "only {} sent: {sent:?}",
-                sent.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        })
+        .await
     }
 }
 
@@ -241,14 +237,15 @@ async fn a_slow_answer_is_sent_later_through_the_messages_api() {
     );
     // The send is counted once Twilio's answer is in, after the fake
     // recorded the request.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    let metrics = loop {
+    let metrics = eventually("the send counted", Duration::from_secs(5), async || {
         let metrics = bot.metrics().await;
-        if metrics.contains(r#"outcome="sent"} 1"#) || Instant::now() > deadline {
-            break metrics;
+        if metrics.contains(r#"outcome="sent"} 1"#) {
+            Ok(metrics)
+        } else {
+            Err(metrics)
         }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    })
+    .await;
     for line in [
         r#"wasmbot_replies_later_total{plugin="ask",outcome="deferred"} 1"#,
         r#"wasmbot_replies_later_total{plugin="ask",outcome="sent"} 1"#,

@@ -75,13 +75,9 @@ async fn add_replace_break_and_remove_while_running() {
     // Garbage over a loaded plugin: the old version keeps serving, and
     // the failure is reported.
     std::fs::write(bot.plugin_path("quote.wasm"), b"garbage").unwrap();
-    let listing = loop {
-        let listing = bot.plugins().await;
-        if files(&listing, "errors") == ["quote.wasm"] {
-            break listing;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let listing = bot
+        .plugins_when(SETTLE, |l| files(l, "errors") == ["quote.wasm"])
+        .await;
     let error = &listing["errors"][0];
     assert_eq!(error["still_serving"], "quote 0.1.0");
     assert_eq!(error["id"], "quote");
@@ -122,13 +118,9 @@ async fn atomic_moves_renames_and_ignored_files() {
 
     // Rename: the old file's plugin goes, the new file's comes.
     std::fs::rename(bot.plugin_path("kitty.wasm"), bot.plugin_path("tom.wasm")).unwrap();
-    let listing = loop {
-        let listing = bot.plugins().await;
-        if files(&listing, "plugins") == ["tom.wasm"] {
-            break listing;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let listing = bot
+        .plugins_when(SETTLE, |l| files(l, "plugins") == ["tom.wasm"])
+        .await;
     assert_eq!(listing["errors"], serde_json::json!([]));
     assert_eq!(bot.message("cat").await.twiml(), cat_answer);
 

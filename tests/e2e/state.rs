@@ -501,15 +501,15 @@ async fn replicas_share_state_through_redis_and_survive_its_outage() {
     assert!(captured_log().contains("state unavailable: redis"));
     // Alive, but not ready (once its last look at Redis, at most a second
     // old, is): a load balancer sends messages elsewhere.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let ready = loop {
+    let ready = eventually("/readyz 503", Duration::from_secs(10), async || {
         let ready = a.client.get(a.url("/readyz")).send().await.unwrap();
         if ready.status() == 503 {
-            break ready;
+            Ok(ready)
+        } else {
+            Err(ready.status().to_string())
         }
-        assert!(std::time::Instant::now() < deadline, "never unready");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    })
+    .await;
     assert_eq!(ready.text().await.unwrap(), "state store unreachable\n");
     let alive = a.client.get(a.url("/healthz")).send().await.unwrap();
     assert_eq!(alive.status(), 200);
@@ -517,31 +517,33 @@ async fn replicas_share_state_through_redis_and_survive_its_outage() {
     // Back (empty: it kept nothing on disk): both replicas recover.
     redis.restart();
     for bot in [&a, &b] {
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        loop {
+        eventually("an empty list", Duration::from_secs(30), async || {
             let said = says(bot, BOB, "todo").await;
             if said.contains("empty") {
-                break;
+                Ok(())
+            } else {
+                Err(said)
             }
-            assert!(std::time::Instant::now() < deadline, "{said}");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        })
+        .await;
     }
     assert_eq!(says(&b, BOB, "todo add again").await, "Added #1: again");
     // Ready again once its next look at Redis (at most a second old) is.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while a
-        .client
-        .get(a.url("/readyz"))
-        .send()
-        .await
-        .unwrap()
-        .status()
-        != 200
-    {
-        assert!(std::time::Instant::now() < deadline, "never ready again");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    eventually("/readyz 200 again", Duration::from_secs(10), async || {
+        let status = a
+            .client
+            .get(a.url("/readyz"))
+            .send()
+            .await
+            .unwrap()
+            .status();
+        if status == 200 {
+            Ok(())
+        } else {
+            Err(status.to_string())
+        }
+    })
+    .await;
     a.stop().await;
     b.stop().await;
 }

@@ -128,13 +128,11 @@ async fn ids_that_would_share_variables_are_refused() {
 
     // Nor is a name that is no id at all.
     std::fs::copy(CAT, bot.plugin_path("Cat.wasm")).unwrap();
-    let listing = loop {
-        let listing = bot.plugins().await;
-        if listing["errors"].as_array().unwrap().len() == 2 {
-            break listing;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let listing = bot
+        .plugins_when(Duration::from_secs(10), |l| {
+            l["errors"].as_array().unwrap().len() == 2
+        })
+        .await;
     assert_eq!(listing["errors"][0]["file"], "Cat.wasm");
     assert_eq!(listing["errors"][0]["error"]["kind"], "bad_id");
     bot.stop().await;
@@ -152,15 +150,11 @@ async fn greedy_triggers_are_refused_at_load() {
     let cat = twiml(&[(None, Some(CAT_URL))]);
     assert_eq!(bot.message("cat").await.twiml(), cat);
     copy_atomically(GREEDY, &bot.plugin_path("greedy.wasm"));
-    let started = Instant::now();
-    let listing = loop {
-        let listing = bot.plugins().await;
-        if !listing["errors"].as_array().unwrap().is_empty() {
-            break listing;
-        }
-        assert!(started.elapsed() < Duration::from_secs(10), "{listing}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let listing = bot
+        .plugins_when(Duration::from_secs(10), |l| {
+            !l["errors"].as_array().unwrap().is_empty()
+        })
+        .await;
     let error = &listing["errors"][0];
     assert_eq!(error["file"], "greedy.wasm");
     assert_eq!(error["error"]["kind"], "bad_info", "{error}");
@@ -502,13 +496,12 @@ async fn the_plugins_folder_holds_only_what_can_be_loaded() {
     let cat = twiml(&[(None, Some(CAT_URL))]);
     bot.wait_for("cat", Duration::from_secs(3), |xml| xml == cat)
         .await;
-    let errors = loop {
-        let listing = bot.plugins().await;
-        if listing["errors"].as_array().unwrap().len() == 3 {
-            break listing["errors"].clone();
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let errors = bot
+        .plugins_when(Duration::from_secs(10), |l| {
+            l["errors"].as_array().unwrap().len() == 3
+        })
+        .await["errors"]
+        .clone();
     let kinds: Vec<(&str, &str)> = errors
         .as_array()
         .unwrap()
@@ -775,16 +768,6 @@ async fn credentials_do_not_follow_a_redirect_elsewhere() {
 /// Waits until the first file in error has been tried a second time (its
 /// next retry is then 2 s away).
 async fn second_attempt(bot: &Bot) {
-    let started = Instant::now();
-    loop {
-        let error = bot.plugins().await["errors"][0].clone();
-        if error["retry_in"] == 2 {
-            return;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(3),
-            "not retried: {error}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    bot.plugins_when(Duration::from_secs(3), |l| l["errors"][0]["retry_in"] == 2)
+        .await;
 }
