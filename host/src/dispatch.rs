@@ -1,9 +1,12 @@
 //! Dispatch: hands one message to every loaded plugin whose triggers it
 //! matches (see [`crate::trigger`]; the others are not instantiated at
-//! all), at once, each in its own task with the same deadline (even a
-//! single one: another worker runs it while this one serves connections,
-//! measured faster than running it inline), collects the answers in plugin
-//! order and merges them. A plugin that fails, traps or runs out of time
+//! all), at once, each in its own task with the same deadline, collects
+//! the answers in plugin order and merges them. A single call gets a task
+//! too: on its worker's thread (see `edge`) it then runs after the
+//! connections already woken, so calls run back to back rather than
+//! between the reads and writes of their connections, and the server spent
+//! a fifth less CPU per message than with the call run inline in its
+//! connection's task (a cat message: 82–92 against 106–113 µs, wrk -c16). A plugin that fails, traps or runs out of time
 //! is logged with its id and left out; the others still answer. When the
 //! host has no room for a plugin (memory budget, instance pool) the
 //! message is not answered with plugins silently missing: the calls still

@@ -287,3 +287,28 @@ pub async fn shutdown_signal() {
     }
     tracing::info!("shutting down; finishing messages in flight");
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every plugin has an HTTP client per worker thread (see `outbound`):
+    /// the runtime gets as many as the edge starts workers, whether the
+    /// operator set `workers` or left it to the CPUs.
+    #[tokio::test]
+    async fn plugins_get_an_http_client_per_worker() {
+        for workers in [None, Some(1), Some(3)] {
+            let config = config::Config {
+                workers,
+                cache_dir: None,
+                ..config::Config::default()
+            };
+            let server = Server::new(&config).unwrap();
+            let clients = server.registry.runtime().limits().http.clients;
+            assert_eq!(clients, server.edge.workers, "workers {workers:?}");
+            if let Some(n) = workers {
+                assert_eq!(clients, n);
+            }
+        }
+    }
+}

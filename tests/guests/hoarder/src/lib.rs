@@ -9,6 +9,7 @@
 //! | `big` | sets a value one byte over 64 KiB | the error |
 //! | `count` | how many keys it holds | the number |
 //! | `wipe` | deletes every key it holds | how many |
+#![cfg(target_arch = "wasm32")]
 
 use wasmbot_plugin::{Message, Plugin, PluginInfo, Reply, Trigger, state};
 
