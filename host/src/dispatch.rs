@@ -6,11 +6,12 @@
 //! connections already woken, so calls run back to back rather than
 //! between the reads and writes of their connections, and the server spent
 //! a fifth less CPU per message than with the call run inline in its
-//! connection's task (a cat message: 82–92 against 106–113 µs, wrk -c16). A plugin that fails, traps or runs out of time
-//! is logged with its id and left out; the others still answer. When the
-//! host has no room for a plugin (memory budget, instance pool) the
-//! message is not answered with plugins silently missing: the calls still
-//! running are stopped and the message is refused as [`AtCapacity`].
+//! connection's task (a cat message: 82–92 against 106–113 µs, wrk -c16).
+//! A plugin that fails, traps or runs out of time is logged with its id
+//! and left out; the others still answer. When the host has no room for a
+//! plugin (memory budget, instance pool) the message is not answered with
+//! plugins silently missing: the calls still running are stopped and the
+//! message is refused as [`AtCapacity`].
 
 use crate::error::PluginError;
 use crate::later::{Defer, Later};
