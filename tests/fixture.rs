@@ -296,18 +296,20 @@ impl Bot {
         done: impl Fn(&str) -> bool,
     ) -> Duration {
         let started = std::time::Instant::now();
-        loop {
-            let reply = self.message(body).await;
-            if done(reply.twiml()) {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < limit,
-                "no matching answer to {body:?} within {limit:?}; last: {}",
-                reply.text
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        eventually(
+            &format!("a matching answer to {body:?}"),
+            limit,
+            async || {
+                let reply = self.message(body).await;
+                if done(reply.twiml()) {
+                    Ok(())
+                } else {
+                    Err(reply.text)
+                }
+            },
+        )
+        .await;
+        started.elapsed()
     }
 
     /// `GET /plugins` (see [`Bot::plugins`]) until `done` holds for it;
@@ -332,15 +334,16 @@ impl Bot {
     /// every plugin (an 18 MB Python one takes seconds in a debug build,
     /// more next to the rest of the suite), so this waits up to 2 minutes.
     async fn wait_ready(&self) {
-        for _ in 0..2400 {
-            if let Ok(r) = self.client.get(self.url("/readyz")).send().await
-                && r.status() == 200
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("bot never became ready");
+        eventually(
+            "the bot ready",
+            Duration::from_secs(120),
+            async || match self.client.get(self.url("/readyz")).send().await {
+                Ok(r) if r.status() == 200 => Ok(()),
+                Ok(r) => Err(r.status().to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+        )
+        .await
     }
 
     /// POSTs a Twilio-shaped WhatsApp webhook with `body` as the message.
@@ -606,23 +609,6 @@ pub async fn eventually<T>(
             "{what}: not within {limit:?}; last seen: {last}"
         );
         tokio::time::sleep(POLL).await;
-    }
-}
-
-/// Whether `needle` reaches the captured log within `limit`. For lines
-/// written after the answer they belong to: a request body's failure is
-/// logged by the task that streams it, which may end after the plugin,
-/// told first that its body stream closed, has answered.
-pub async fn logged_within(needle: &str, limit: Duration) -> bool {
-    let deadline = tokio::time::Instant::now() + limit;
-    loop {
-        if captured_log().contains(needle) {
-            return true;
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
