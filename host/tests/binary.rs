@@ -682,8 +682,10 @@ fn a_plugin_is_written_outside_the_repo_with_only_the_binary() {
     let built = wasmbot(&["build"]);
     let installed = built.lines().filter(|l| l.starts_with("built plugins/"));
     assert_eq!(installed.count(), 5, "{built}");
-    let chat = wasmbot(&["chat", "-m", "ping"]);
-    assert_eq!(chat.matches("pong").count(), 5, "{chat}");
+    // What chat logged says why a plugin did not answer.
+    let (ok, chat, logged) = run_in(dir.path(), &["chat", "-m", "ping"], &env);
+    assert!(ok, "wasmbot chat\n{chat}{logged}");
+    assert_eq!(chat.matches("pong").count(), 5, "{chat}{logged}");
     // The Rust plugin's own tests run natively, on the SDK's test helpers.
     let native = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()))
         .args([
